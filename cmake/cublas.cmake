@@ -1,0 +1,26 @@
+# cuBLAS for tinygemm-bench-gemm: the toolkit's, else the one PyTorch's CUDA wheels install
+# (nvidia-cublas, nvidia/cu13 or nvidia/cublas under site-packages). Defines tinygemm_cublas.
+if(TARGET CUDA::cublas)
+  add_library(tinygemm_cublas INTERFACE)
+  target_link_libraries(tinygemm_cublas INTERFACE CUDA::cublas)
+  set(TINYGEMM_CUBLAS_DIR "${CUDAToolkit_LIBRARY_DIR}")
+  return()
+endif()
+execute_process(
+  COMMAND "${Python_EXECUTABLE}" -c "import nvidia, os; print(';'.join(os.path.join(p, d) for p in nvidia.__path__ for d in os.listdir(p)))"
+  OUTPUT_VARIABLE _tg_nvidia_dirs OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+set(_tg_inc_hints)
+set(_tg_lib_hints)
+foreach(d ${_tg_nvidia_dirs})
+  list(APPEND _tg_inc_hints "${d}/include")
+  list(APPEND _tg_lib_hints "${d}/lib")
+endforeach()
+find_path(TINYGEMM_CUBLAS_INCLUDE cublas_v2.h HINTS ${_tg_inc_hints})
+find_library(TINYGEMM_CUBLAS_LIB NAMES cublas libcublas.so.13 libcublas.so.12 HINTS ${_tg_lib_hints})
+if(TINYGEMM_CUBLAS_INCLUDE AND TINYGEMM_CUBLAS_LIB)
+  add_library(tinygemm_cublas INTERFACE)
+  target_include_directories(tinygemm_cublas INTERFACE "${TINYGEMM_CUBLAS_INCLUDE}")
+  target_link_libraries(tinygemm_cublas INTERFACE "${TINYGEMM_CUBLAS_LIB}")
+  get_filename_component(TINYGEMM_CUBLAS_DIR "${TINYGEMM_CUBLAS_LIB}" DIRECTORY)
+  message(STATUS "cuBLAS from the Python environment: ${TINYGEMM_CUBLAS_LIB}")
+endif()

@@ -1,0 +1,163 @@
+// tinygemm._C: the kernels' launchers and the timing harness, bound with pybind11. No torch headers:
+// tensors arrive as data pointers, streams as integers (torch.cuda.current_stream().cuda_stream),
+// so one build works with any torch version.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "../harness/device_ops.h"
+#include "../harness/stats.h"
+#include "../harness/timer.h"
+#include "../kernels/w4a16.h"
+#include "tinygemm/status.h"
+
+namespace py = pybind11;
+
+namespace {
+
+tg::DType parse_dtype(const std::string& s) {
+  if (s == "float16") return tg::DType::kF16;
+  if (s == "bfloat16") return tg::DType::kBF16;
+  if (s == "float32") return tg::DType::kF32;
+  throw std::invalid_argument("dtype must be 'float16', 'bfloat16' or 'float32'; got '" + s + "'");
+}
+
+const void* ptr(std::uintptr_t p) { return reinterpret_cast<const void*>(p); }
+void* mut(std::uintptr_t p) { return reinterpret_cast<void*>(p); }
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "tinygemm compiled core: INT4 kernels and the C++ timing harness";
+#if defined(TINYGEMM_HIP)
+  m.attr("gpu_backend") = "hip";
+#elif defined(TINYGEMM_CUDA)
+  m.attr("gpu_backend") = "cuda";
+#else
+  m.attr("gpu_backend") = "cpu";
+#endif
+  py::register_exception<tg::NoGpuBuild>(m, "NoGpuBuild", PyExc_RuntimeError);
+
+  // statistics (CPU)
+  py::class_<tg::Stats>(m, "Stats")
+      .def_readonly("median", &tg::Stats::median)
+      .def_readonly("min", &tg::Stats::min)
+      .def_readonly("max", &tg::Stats::max)
+      .def_readonly("mean", &tg::Stats::mean)
+      .def_readonly("p10", &tg::Stats::p10)
+      .def_readonly("p90", &tg::Stats::p90)
+      .def_readonly("stdev", &tg::Stats::stdev)
+      .def_readonly("n", &tg::Stats::n)
+      .def_readonly("median_rel_spread", &tg::Stats::median_rel_spread);
+  m.def("summarize", &tg::summarize, py::arg("samples"));
+  m.def("percentile", [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return tg::percentile(v, q);
+  });
+  m.def("should_stop", &tg::should_stop, py::arg("stats"), py::arg("target"), py::arg("min_samples"),
+        py::arg("max_samples"), py::arg("elapsed_ms"), py::arg("budget_ms"));
+
+  // harness
+  py::enum_<tg::L2Mode>(m, "L2Mode").value("cold", tg::L2Mode::kCold).value("hot", tg::L2Mode::kHot);
+  py::enum_<tg::TimingMode>(m, "TimingMode")
+      .value("auto", tg::TimingMode::kAuto)
+      .value("event", tg::TimingMode::kEvent)
+      .value("graph", tg::TimingMode::kGraph);
+  py::class_<tg::TimerOptions>(m, "TimerOptions")
+      .def(py::init<>())
+      .def_readwrite("l2", &tg::TimerOptions::l2)
+      .def_readwrite("mode", &tg::TimerOptions::mode)
+      .def_readwrite("target_rel_spread", &tg::TimerOptions::target_rel_spread)
+      .def_readwrite("min_samples", &tg::TimerOptions::min_samples)
+      .def_readwrite("max_samples", &tg::TimerOptions::max_samples)
+      .def_readwrite("budget_ms", &tg::TimerOptions::budget_ms)
+      .def_readwrite("warmup_ms", &tg::TimerOptions::warmup_ms)
+      .def_readwrite("graph_threshold_us", &tg::TimerOptions::graph_threshold_us)
+      .def_readwrite("graph_launches", &tg::TimerOptions::graph_launches)
+      .def_readwrite("graph_target_us", &tg::TimerOptions::graph_target_us)
+      .def_readwrite("flush_bytes", &tg::TimerOptions::flush_bytes);
+  py::class_<tg::ClockInfo>(m, "ClockInfo")
+      .def_readonly("available", &tg::ClockInfo::available)
+      .def_readonly("source", &tg::ClockInfo::source)
+      .def_readonly("start_mhz", &tg::ClockInfo::start_mhz)
+      .def_readonly("end_mhz", &tg::ClockInfo::end_mhz)
+      .def_readonly("min_mhz", &tg::ClockInfo::min_mhz)
+      .def_readonly("max_mhz", &tg::ClockInfo::max_mhz)
+      .def_readonly("device_max_mhz", &tg::ClockInfo::device_max_mhz)
+      .def_readonly("sagged", &tg::ClockInfo::sagged);
+  py::class_<tg::TimerResult>(m, "TimerResult")
+      .def_readonly("us", &tg::TimerResult::us)
+      .def_readonly("mode", &tg::TimerResult::mode)
+      .def_readonly("l2", &tg::TimerResult::l2)
+      .def_readonly("ops_per_sample", &tg::TimerResult::ops_per_sample)
+      .def_readonly("warmup_runs", &tg::TimerResult::warmup_runs)
+      .def_readonly("clock", &tg::TimerResult::clock);
+  m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
+  m.def("graph_launch_count", &tg::graph_launch_count, py::arg("estimated_us"), py::arg("options"));
+  py::class_<tg::Timer>(m, "Timer")
+      .def(py::init<std::uintptr_t>(), py::arg("stream"))
+      .def("sample", &tg::Timer::sample, py::arg("fn"), py::arg("options"), py::arg("ops_per_sample") = 1,
+           py::arg("mode_label") = "event")
+      .def("estimate_us", &tg::Timer::estimate_us, py::arg("fn"), py::arg("calls") = 3)
+      .def("flush_l2", &tg::Timer::flush_l2)
+      .def_property_readonly("flush_bytes", &tg::Timer::flush_bytes);
+
+  py::class_<tg::DeviceInfo>(m, "DeviceInfo")
+      .def_readonly("name", &tg::DeviceInfo::name)
+      .def_readonly("pci_bus_id", &tg::DeviceInfo::pci_bus_id)
+      .def_readonly("arch", &tg::DeviceInfo::arch)
+      .def_readonly("index", &tg::DeviceInfo::index)
+      .def_readonly("sm_count", &tg::DeviceInfo::sm_count)
+      .def_readonly("warp_size", &tg::DeviceInfo::warp_size)
+      .def_readonly("l2_bytes", &tg::DeviceInfo::l2_bytes)
+      .def_readonly("total_mem_bytes", &tg::DeviceInfo::total_mem_bytes)
+      .def_readonly("driver_version", &tg::DeviceInfo::driver_version)
+      .def_readonly("runtime_version", &tg::DeviceInfo::runtime_version);
+  m.def("device_count", &tg::device_count);
+  m.def("device_info", &tg::device_info, py::arg("device") = -1);
+
+  // device routines the harness tests use
+  m.def("spin", &tg::spin, py::arg("ns"), py::arg("stream"));
+  m.def("read_buffer", [](std::uintptr_t buf, std::size_t bytes, std::uintptr_t sink, std::uintptr_t stream) {
+    tg::read_buffer(ptr(buf), bytes, static_cast<int*>(mut(sink)), stream);
+  }, py::arg("buf"), py::arg("bytes"), py::arg("sink"), py::arg("stream"));
+
+  // INT4 kernels
+  m.def(
+      "w4a16_gemv",
+      [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
+         int M, int N, int K, int group_size, const std::string& dtype, std::uintptr_t stream, int n_tiles,
+         int warps, int impl) {
+        tg::GemvConfig cfg;
+        cfg.n_tiles = n_tiles;
+        cfg.warps = warps;
+        cfg.impl = impl;
+        tg::w4a16_gemv(ptr(x), ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(y), M, N, K,
+                       group_size, parse_dtype(dtype), stream, cfg);
+      },
+      py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
+      py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
+      py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = 0);
+  m.def(
+      "w4_dequant",
+      [](std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t w, int N, int K,
+         int group_size, const std::string& dtype, std::uintptr_t stream) {
+        tg::w4_dequant(ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(w), N, K, group_size,
+                       parse_dtype(dtype), stream);
+      },
+      py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("w"), py::arg("N"), py::arg("K"),
+      py::arg("group_size"), py::arg("dtype"), py::arg("stream"));
+  m.def(
+      "w4a16_gemv_config",
+      [](int M, int N, int K, int sm_count, int cc_major) {
+        const tg::GemvConfig c = tg::w4a16_gemv_config(M, N, K, sm_count, cc_major);
+        return py::dict(py::arg("n_tiles") = c.n_tiles, py::arg("warps") = c.warps, py::arg("impl") = c.impl);
+      },
+      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("cc_major"));
+  m.def(
+      "check_w4_shape",
+      [](int N, int K, int group_size, const std::string& dtype) {
+        tg::check_w4_shape(N, K, group_size, parse_dtype(dtype));
+      },
+      py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"));
+}

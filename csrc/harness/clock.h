@@ -1,0 +1,25 @@
+// SM clock readings through NVML (NVIDIA) or ROCm SMI (AMD), loaded with dlopen at run time so that
+// neither library is a build or install requirement. Plain C++.
+#pragma once
+
+#include <string>
+
+namespace tg {
+
+class ClockReader {
+ public:
+  // `pci_bus_id` as the runtime reports it ("0000:3B:00.0"); `hip_index` for ROCm SMI.
+  ClockReader(const std::string& pci_bus_id, int hip_index);
+  bool available() const { return ok_; }
+  const std::string& source() const { return source_; }
+  double sm_mhz() const;          // current SM clock; 0 when unavailable
+  double max_sm_mhz() const;      // the device's maximum SM clock; 0 when unknown
+
+ private:
+  bool ok_ = false;
+  std::string source_;
+  void* handle_ = nullptr;        // nvmlDevice_t
+  int hip_index_ = 0;
+};
+
+}  // namespace tg

@@ -1,0 +1,206 @@
+#include "timer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "clock.h"
+#include "device_ops.h"
+#include "tinygemm/gpu.h"
+#include "tinygemm/status.h"
+
+namespace tg {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device" error
+    return 0;
+  }
+  return n;
+}
+
+DeviceInfo device_info(int device) {
+  TG_CHECK_ARG(device_count() > 0, "no GPU is visible to the CUDA/HIP runtime");
+  if (device < 0) TG_GPU_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp p{};
+  TG_GPU_CHECK(cudaGetDeviceProperties(&p, device));
+  DeviceInfo d;
+  d.index = device;
+  d.name = p.name;
+  d.sm_count = p.multiProcessorCount;
+  d.warp_size = p.warpSize;
+  d.l2_bytes = static_cast<std::size_t>(p.l2CacheSize);
+  d.total_mem_bytes = p.totalGlobalMem;
+#if defined(TINYGEMM_HIP)
+  d.arch = p.gcnArchName;
+#else
+  d.arch = "sm_" + std::to_string(p.major) + std::to_string(p.minor);
+#endif
+  char bus[32] = {0};
+  TG_GPU_CHECK(cudaDeviceGetPCIBusId(bus, sizeof(bus), device));
+  d.pci_bus_id = bus;
+  TG_GPU_CHECK(cudaDriverGetVersion(&d.driver_version));
+  TG_GPU_CHECK(cudaRuntimeGetVersion(&d.runtime_version));
+  return d;
+}
+
+Timer::Timer(std::uintptr_t stream) : stream_(stream) {
+  const DeviceInfo d = device_info();
+  pci_bus_id_ = d.pci_bus_id;
+  TG_GPU_CHECK(cudaMalloc(reinterpret_cast<void**>(&sink_), sizeof(int)));
+}
+
+Timer::~Timer() {
+  for (void* e : events_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  if (flush_buf_) (void)cudaFree(flush_buf_);
+  if (sink_) (void)cudaFree(sink_);
+}
+
+void Timer::ensure_flush_buffer(std::size_t bytes) {
+  if (bytes == 0) {
+    const DeviceInfo d = device_info();
+    bytes = std::max<std::size_t>(2 * d.l2_bytes, std::size_t(32) << 20);
+  }
+  bytes = (bytes + 15) / 16 * 16;
+  if (flush_buf_ && flush_bytes_ == bytes) return;
+  if (flush_buf_) TG_GPU_CHECK(cudaFree(flush_buf_));
+  TG_GPU_CHECK(cudaMalloc(&flush_buf_, bytes));
+  TG_GPU_CHECK(cudaMemset(flush_buf_, 1, bytes));
+  flush_bytes_ = bytes;
+}
+
+void Timer::flush_l2() {
+  if (!flush_buf_) ensure_flush_buffer(0);
+  read_buffer(flush_buf_, flush_bytes_, sink_, stream_);
+}
+
+namespace {
+double elapsed_us(void* a, void* b) {
+  float ms = 0;
+  TG_GPU_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a), static_cast<cudaEvent_t>(b)));
+  return 1000.0 * ms;
+}
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+}  // namespace
+
+double Timer::estimate_us(const SampleFn& fn, int calls) {
+  while (events_.size() < 2) {
+    cudaEvent_t e;
+    TG_GPU_CHECK(cudaEventCreate(&e));
+    events_.push_back(e);
+  }
+  auto s = as_stream(stream_);
+  fn();  // first call: module load, JIT, autotune, library handles
+  TG_GPU_CHECK(cudaStreamSynchronize(s));
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[0]), s));
+  for (int i = 0; i < calls; ++i) fn();
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
+  TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[1])));
+  return elapsed_us(events_[0], events_[1]) / std::max(calls, 1);
+}
+
+TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_per_sample,
+                          const std::string& mode_label) {
+  TG_CHECK_ARG(ops_per_sample >= 1, "ops_per_sample must be >= 1, got ", ops_per_sample);
+  TG_CHECK_ARG(opts.min_samples >= 1 && opts.max_samples >= opts.min_samples,
+               "need 1 <= min_samples <= max_samples, got ", opts.min_samples, " and ", opts.max_samples);
+  TG_CHECK_ARG(opts.target_rel_spread > 0, "target_rel_spread must be > 0, got ", opts.target_rel_spread);
+  const bool cold = opts.l2 == L2Mode::kCold;
+  if (cold) ensure_flush_buffer(opts.flush_bytes);
+  auto s = as_stream(stream_);
+  int dev = 0;
+  TG_GPU_CHECK(cudaGetDevice(&dev));
+  ClockReader clock(pci_bus_id_, dev);
+
+  // warm-up: as many samples as fit in warmup_ms (at least one), flushed like the real ones
+  TimerResult r;
+  const double est = estimate_us(fn, 1);
+  const int warm = static_cast<int>(std::clamp(opts.warmup_ms * 1000.0 / std::max(est, 1.0), 1.0, 200.0));
+  for (int i = 0; i < warm; ++i) {
+    if (cold) flush_l2();
+    fn();
+  }
+  TG_GPU_CHECK(cudaStreamSynchronize(s));
+  r.warmup_runs = warm + 2;
+
+  std::vector<double> clocks;
+  if (clock.available()) clocks.push_back(clock.sm_mhz());
+
+  std::vector<double> samples;
+  const auto t0 = Clock::now();
+  Stats st;
+  int batch = opts.min_samples;
+  while (true) {
+    // Enqueue a batch of samples, then read them all: the host runs ahead of the GPU, so the flush
+    // of sample i+1 is queued while sample i runs and no sample waits on the host.
+    while (events_.size() < 2 * static_cast<std::size_t>(batch)) {
+      cudaEvent_t e;
+      TG_GPU_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    for (int i = 0; i < batch; ++i) {
+      if (cold) flush_l2();
+      TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i]), s));
+      fn();
+      TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i + 1]), s));
+    }
+    TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[2 * batch - 1])));
+    for (int i = 0; i < batch; ++i)
+      samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
+    if (clock.available()) clocks.push_back(clock.sm_mhz());
+    st = summarize(samples);
+    if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
+                    opts.budget_ms))
+      break;
+    batch = std::clamp(st.n / 2, 5, std::max(5, opts.max_samples - st.n));
+  }
+  r.us = st;
+  r.mode = mode_label;
+  r.l2 = to_string(opts.l2);
+  r.ops_per_sample = ops_per_sample;
+  r.clock.available = clock.available();
+  r.clock.source = clock.source();
+  if (!clocks.empty()) {
+    r.clock.start_mhz = clocks.front();
+    r.clock.end_mhz = clocks.back();
+    r.clock.min_mhz = *std::min_element(clocks.begin(), clocks.end());
+    r.clock.max_mhz = *std::max_element(clocks.begin(), clocks.end());
+    r.clock.device_max_mhz = clock.max_sm_mhz();
+    r.clock.sagged = r.clock.min_mhz < 0.9 * r.clock.max_mhz;
+  }
+  return r;
+}
+
+TimerResult Timer::measure(const LaunchFn& launch, const TimerOptions& opts) {
+  int counter = 0;
+  SampleFn once = [&] { launch(counter++); };
+  const double est = estimate_us(once, 3);
+  if (choose_mode(est, opts) == TimingMode::kEvent) return sample(once, opts, 1, "event");
+
+  // graph mode: capture n launches (each with its own index, for buffer rotation), time the replay
+  const int n = graph_launch_count(est, opts);
+  auto s = as_stream(stream_);
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  TG_GPU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < n; ++i) launch(i);
+  TG_GPU_CHECK(cudaStreamEndCapture(s, &graph));
+  TG_GPU_CHECK(cudaGraphInstantiate(&exec, graph));
+  TimerResult r;
+  try {
+    r = sample([&] { TG_GPU_CHECK(cudaGraphLaunch(exec, s)); }, opts, n, "graph");
+  } catch (...) {
+    (void)cudaGraphExecDestroy(exec);
+    (void)cudaGraphDestroy(graph);
+    throw;
+  }
+  TG_GPU_CHECK(cudaGraphExecDestroy(exec));
+  TG_GPU_CHECK(cudaGraphDestroy(graph));
+  return r;
+}
+
+}  // namespace tg

@@ -1,0 +1,106 @@
+// The timing harness: device events around device work, warm-up, cold L2 by default, graph mode for
+// tiny kernels, adaptive repetitions, SM clock readings. Plain C++ interface (streams are passed as
+// integers) so the pybind11 module and the microbenchmark binaries share it without vendor headers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "stats.h"
+
+namespace tg {
+
+enum class L2Mode { kCold, kHot };
+enum class TimingMode { kAuto, kEvent, kGraph };
+
+struct TimerOptions {
+  L2Mode l2 = L2Mode::kCold;
+  TimingMode mode = TimingMode::kAuto;
+  double target_rel_spread = 0.01;  // stop when the median is known to 1 % ...
+  int min_samples = 10;
+  int max_samples = 2000;
+  double budget_ms = 2000;          // ... or when this much wall time went into sampling
+  double warmup_ms = 10;
+  double graph_threshold_us = 10;   // auto mode: graphs below this per-launch time
+  int graph_launches = 0;           // launches captured per graph; 0 = enough for ~graph_target_us
+  double graph_target_us = 300;
+  std::size_t flush_bytes = 0;      // cold L2: bytes read between samples; 0 = max(2 x L2, 32 MiB)
+};
+
+struct ClockInfo {
+  bool available = false;
+  std::string source;               // "nvml", "rocm_smi" or why none
+  double start_mhz = 0, end_mhz = 0, min_mhz = 0, max_mhz = 0, device_max_mhz = 0;
+  // A reading during sampling fell below 90 % of the highest reading of the same measurement.
+  bool sagged = false;
+};
+
+struct TimerResult {
+  Stats us;                         // per operation, in microseconds
+  std::string mode;                 // "event" or "graph"
+  std::string l2;                   // "cold" or "hot"
+  int ops_per_sample = 1;           // launches per timed sample (graph mode: launches per replay)
+  int warmup_runs = 0;
+  ClockInfo clock;
+};
+
+struct DeviceInfo {
+  std::string name, pci_bus_id, arch;
+  int index = 0, sm_count = 0, warp_size = 0;
+  std::size_t l2_bytes = 0, total_mem_bytes = 0;
+  int driver_version = 0, runtime_version = 0;
+};
+
+int device_count();  // 0 when no GPU (or a CPU-only build); never throws
+DeviceInfo device_info(int device = -1);
+
+// Enqueues device work on the timer's stream. `index` counts launches so callers can rotate buffers
+// (cold L2 in graph mode: each launch reads its own copy of the weights).
+using LaunchFn = std::function<void(int index)>;
+// Enqueues one timed sample's worth of work (Python: a callable, or a torch graph replay).
+using SampleFn = std::function<void()>;
+
+class Timer {
+ public:
+  explicit Timer(std::uintptr_t stream);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // C++ callers: picks event or graph mode (stream capture of several launches) and samples.
+  TimerResult measure(const LaunchFn& launch, const TimerOptions& opts);
+
+  // The core loop. `fn` enqueues one sample, which holds `ops_per_sample` operations; the result is
+  // per operation and labelled with `mode_label`. Warms up, flushes L2 (cold), samples adaptively.
+  TimerResult sample(const SampleFn& fn, const TimerOptions& opts, int ops_per_sample,
+                     const std::string& mode_label);
+
+  // Rough per-call time of `fn` from events around `calls` back-to-back calls (after one call that
+  // absorbs JIT and lazy initialisation). Used to choose the mode.
+  double estimate_us(const SampleFn& fn, int calls = 3);
+
+  void flush_l2();
+  std::size_t flush_bytes() const { return flush_bytes_; }
+  std::uintptr_t stream() const { return stream_; }
+
+ private:
+  void ensure_flush_buffer(std::size_t bytes);
+  std::uintptr_t stream_;
+  void* flush_buf_ = nullptr;
+  int* sink_ = nullptr;
+  std::size_t flush_bytes_ = 0;
+  std::string pci_bus_id_;
+  std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
+};
+
+// Auto mode's rule, shared with the Python layer: graphs for launches under the threshold.
+TimingMode choose_mode(double estimated_us, const TimerOptions& opts);
+int graph_launch_count(double estimated_us, const TimerOptions& opts);
+
+const char* to_string(TimingMode m);
+const char* to_string(L2Mode m);
+
+}  // namespace tg

@@ -1,0 +1,38 @@
+// Device helpers shared by the INT4 kernels: the packed layout's index arithmetic and dtype traits.
+#pragma once
+
+#include <cstring>
+
+#include "tinygemm/gpu.h"
+
+namespace tg {
+
+// Position of nibble p of word (lane, j) inside its (16 n x 64 k) tile-chunk; see w4a16.h.
+__device__ __forceinline__ int nib_n(int lane, int p) { return (lane >> 2) + 8 * (p & 1); }
+__device__ __forceinline__ int nib_k(int lane, int j, int p) {
+  return 16 * j + 4 * (lane & 3) + 2 * ((p >> 1) & 1) + (p >> 2);
+}
+
+template <typename T>
+struct Traits;
+
+template <>
+struct Traits<tg_half> {
+  // 0x6400 is 1024.0 in fp16, whose ulp is 1: OR-ing a nibble into the low mantissa bits gives
+  // 1024 + q exactly, two lanes at a time, with one logic op instead of an int -> float convert.
+  static constexpr std::uint32_t kMagic2 = 0x64006400u;
+  static constexpr float kMagic = 1024.0f;
+  __device__ static float to_float(tg_half v) { return __half2float(v); }
+  __device__ static tg_half from_float(float v) { return __float2half_rn(v); }
+};
+
+template <>
+struct Traits<tg_bf16> {
+  // 0x4300 is 128.0 in bf16 (ulp 1): the same trick with bf16's 7-bit mantissa.
+  static constexpr std::uint32_t kMagic2 = 0x43004300u;
+  static constexpr float kMagic = 128.0f;
+  __device__ static float to_float(tg_bf16 v) { return __bfloat162float(v); }
+  __device__ static tg_bf16 from_float(float v) { return __float2bfloat16_rn(v); }
+};
+
+}  // namespace tg

@@ -1,0 +1,45 @@
+// Host launchers of the packed-INT4 (W4A16) kernels. Pointers, sizes and a stream: no torch.
+//
+// Packed weight layout "gemv" (python/tinygemm/formats.py builds it; the reasons are there too):
+//   int32 words, index ((tile * (K/64) + chunk) * 32 + lane) * 4 + j  with tile = n / 16,
+//   chunk = k / 64, lane = 4 * g + t (g = 0..7, t = 0..3), j = 0..3. Word (lane, j) of a
+//   (tile, chunk) holds the 8 nibbles p = 0..7 of
+//     n = 16 * tile + g + 8 * (p & 1),  k = 64 * chunk + 16 * j + 4 * t + 2 * ((p >> 1) & 1) + (p >> 2)
+//   at bits 4p..4p+3. Stored value q in 0..15; weight = (q - z) * s with z = 8 (symmetric) or the
+//   group's zero point, s the group's scale. scales / zeros: [K / group_size, N] in the activation
+//   dtype (group_size -1: one group, per channel).
+#pragma once
+
+#include <cstdint>
+
+#include "../harness/device_ops.h"
+
+namespace tg {
+
+// Chunks each warp has in flight per loop iteration (x n_tiles 16-byte loads per lane): with 8 warps
+// per block and 2+ blocks per SM that keeps ~32-64 KB of loads outstanding per SM, above what
+// Little's law asks at 3 TB/s.
+constexpr int kGemvUnroll = 2;
+
+struct GemvConfig {
+  int n_tiles = 0;  // 16-wide output tiles per block: 1, 2 or 4 (0 = heuristic)
+  int warps = 0;    // warps per block, splitting K between them: 4 or 8 (0 = heuristic)
+  int impl = 0;     // 0 = best for the device, 1 = tensor-core mma (NVIDIA sm_80+), 2 = portable SIMT
+};
+
+// y[M, N] = x[M, K] . W[K, N]; x, y, scales, zeros in `dtype` (fp16 or bf16); zeros null = symmetric.
+void w4a16_gemv(const void* x, const void* qweight, const void* scales, const void* zeros, void* y,
+                int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
+                GemvConfig cfg = {});
+
+// W[K, N] (row-major, `dtype`) from the packed weights.
+void w4_dequant(const void* qweight, const void* scales, const void* zeros, void* w, int N, int K,
+                int group_size, DType dtype, std::uintptr_t stream);
+
+// The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs).
+GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major);
+
+// Shape rules shared by both kernels; throws std::invalid_argument naming the constraint.
+void check_w4_shape(int N, int K, int group_size, DType dtype);
+
+}  // namespace tg

@@ -1,0 +1,379 @@
+// w4a16_gemv: y[M, N] = x[M, K] . W[K, N], W packed INT4 (layout in w4a16.h), fp32 accumulation.
+//
+// Decode is memory-bound: the kernel must stream the packed weights at the copy bandwidth and keep
+// everything else off that path. Two implementations of the same function:
+//
+// mma (NVIDIA sm_80+): tensor-core mma.m16n8k16 with the *weights as the A operand* (16 n x 16 k)
+// and x^T as B (16 k x 8 m): "swap AB", so M <= 8 fills one n8 tile and M <= 16 two, instead of
+// wasting 15/16 of an m16 tile at M = 1. With fp32 FMAs instead, M = 16 would need 16 FMAs per
+// weight and become compute-bound (~56 us for 4096 x 28672 on an H100, against a ~20 us byte floor).
+// The packed layout puts lane (g, t)'s 8 nibbles for mma j in one 32-bit word, exactly the A
+// fragment's elements, so a lane's 16-byte load feeds four mmas with no shuffles; physical k is
+// permuted so that the same lane's x values are 4 consecutive halves (one 8-byte load per mma).
+// Weights are dequantized to exact small integers (q - z) with the 1024 + q magic-number trick; the
+// group scale is applied to the fp32 mma result per group, not per weight.
+//
+// simt (HIP, and NVIDIA before sm_80): each thread decodes whole words and accumulates in fp32 with
+// plain FMAs, reducing through shared-memory atomics. No warp-size assumption, so it runs on wave64.
+#include <algorithm>
+
+#include "tinygemm/gpu.h"
+#include "tinygemm/status.h"
+#include "w4_common.cuh"
+#include "w4a16.h"
+
+namespace tg {
+
+namespace {
+
+#if !defined(TINYGEMM_HIP)
+// mma.m16n8k16, fp32 accumulate. A: 4 x b32 (8 halves), B: 2 x b32, C/D: 4 floats.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float* c, const std::uint32_t* a, std::uint32_t b0, std::uint32_t b1);
+
+template <>
+__device__ __forceinline__ void mma_16816<tg_half>(float* c, const std::uint32_t* a, std::uint32_t b0,
+                                                   std::uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+template <>
+__device__ __forceinline__ void mma_16816<tg_bf16>(float* c, const std::uint32_t* a, std::uint32_t b0,
+                                                   std::uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// (1024 + q) - (1024 + z) per 16-bit half, exact: values in [-15, 15].
+template <typename T>
+__device__ __forceinline__ std::uint32_t sub2(std::uint32_t a, std::uint32_t b);
+template <>
+__device__ __forceinline__ std::uint32_t sub2<tg_half>(std::uint32_t a, std::uint32_t b) {
+  __half2 x, y;
+  memcpy(&x, &a, 4);
+  memcpy(&y, &b, 4);
+  x = __hsub2(x, y);
+  std::uint32_t r;
+  memcpy(&r, &x, 4);
+  return r;
+}
+template <>
+__device__ __forceinline__ std::uint32_t sub2<tg_bf16>(std::uint32_t a, std::uint32_t b) {
+#if __CUDA_ARCH__ >= 800
+  __nv_bfloat162 x, y;
+  memcpy(&x, &a, 4);
+  memcpy(&y, &b, 4);
+  x = __hsub2(x, y);
+  std::uint32_t r;
+  memcpy(&r, &x, 4);
+  return r;
+#else
+  return a;
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ std::uint32_t pack2(T v) {
+  std::uint16_t h;
+  memcpy(&h, &v, 2);
+  return static_cast<std::uint32_t>(h) * 0x10001u;
+}
+
+// Weights are read exactly once: stream them past L1 and mark them evict-first in L2.
+__device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
+
+template <typename T, int GS, bool ASYM, int NT, int MT>
+__global__ void __launch_bounds__(256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
+                                                             const T* __restrict__ scales,
+                                                             const T* __restrict__ zeros, T* __restrict__ y,
+                                                             int M, int N, int K) {
+  extern __shared__ float red[];  // [warps][NT * 16][MT * 8]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int tile0 = blockIdx.x * NT;
+  const int ntiles = N / 16, chunks = K / 64;
+  const int m0 = blockIdx.y * 16;
+  // Groups per 64-deep chunk: group 32 splits a chunk in two; every other size applies per chunk.
+  constexpr int NG = GS == 32 ? 2 : 1;
+
+  const T* xrow[MT];
+  bool xok[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    const int m = m0 + mt * 8 + g;
+    xok[mt] = m < M;
+    xrow[mt] = x + static_cast<std::size_t>(xok[mt] ? m : 0) * K + 4 * t;
+  }
+  bool tok[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) tok[nt] = tile0 + nt < ntiles;
+
+  float acc[NT][MT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[nt][mt][i] = 0.f;
+
+  // 1024 + 8 (fp16) or 128 + 8 (bf16): the symmetric format's implicit zero point.
+  const std::uint32_t zsym = pack2(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
+
+  for (int c0 = warp; c0 < chunks; c0 += kGemvUnroll * warps) {
+    int4 wq[kGemvUnroll][NT];
+    uint2 xv[kGemvUnroll][MT][4];
+    float sc[kGemvUnroll][NT][NG][2];
+    std::uint32_t zm[kGemvUnroll][NT][NG][2];
+    // loads for kGemvUnroll chunks first, so they are all in flight before the first use
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const int c = c0 + u * warps;
+      const bool cok = c < chunks;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        wq[u][nt] = cok && tok[nt]
+                        ? load_stream(qw + (static_cast<std::size_t>(tile0 + nt) * chunks + c) * 32 + lane)
+                        : make_int4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          xv[u][mt][j] = cok && xok[mt] ? *reinterpret_cast<const uint2*>(xrow[mt] + c * 64 + 16 * j)
+                                        : make_uint2(0, 0);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int gi = 0; gi < NG; ++gi) {
+          const int grp = GS > 0 ? (c * 64 + gi * 32) / GS : 0;
+          const int n = (tile0 + nt) * 16 + g;
+          const bool ok = cok && tok[nt];
+          if (GS > 0) {
+            sc[u][nt][gi][0] = ok ? Traits<T>::to_float(scales[static_cast<std::size_t>(grp) * N + n]) : 0.f;
+            sc[u][nt][gi][1] = ok ? Traits<T>::to_float(scales[static_cast<std::size_t>(grp) * N + n + 8]) : 0.f;
+          }
+          if (ASYM) {
+            const float z0 = ok ? Traits<T>::to_float(zeros[static_cast<std::size_t>(grp) * N + n]) : 0.f;
+            const float z1 = ok ? Traits<T>::to_float(zeros[static_cast<std::size_t>(grp) * N + n + 8]) : 0.f;
+            zm[u][nt][gi][0] = pack2(Traits<T>::from_float(Traits<T>::kMagic + z0));
+            zm[u][nt][gi][1] = pack2(Traits<T>::from_float(Traits<T>::kMagic + z1));
+          } else {
+            zm[u][nt][gi][0] = zm[u][nt][gi][1] = zsym;
+          }
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      float part[NT][MT][4];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
+        const int gi = NG == 2 ? j / 2 : 0;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          const std::uint32_t word =
+              static_cast<std::uint32_t>(j == 0 ? wq[u][nt].x : j == 1 ? wq[u][nt].y : j == 2 ? wq[u][nt].z : wq[u][nt].w);
+          std::uint32_t a[4];
+#pragma unroll
+          for (int p = 0; p < 4; ++p) {
+            const std::uint32_t v = ((word >> (4 * p)) & 0x000F000Fu) | Traits<T>::kMagic2;
+            a[p] = sub2<T>(v, zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
+          }
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) mma_16816<T>(part[nt][mt], a, xv[u][mt][j].x, xv[u][mt][j].y);
+        }
+        if ((j + 1) % kGroupMmas == 0) {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+              const float s0 = GS > 0 ? sc[u][nt][gi][0] : 1.f, s1 = GS > 0 ? sc[u][nt][gi][1] : 1.f;
+              acc[nt][mt][0] += s0 * part[nt][mt][0];
+              acc[nt][mt][1] += s0 * part[nt][mt][1];
+              acc[nt][mt][2] += s1 * part[nt][mt][2];
+              acc[nt][mt][3] += s1 * part[nt][mt][3];
+#pragma unroll
+              for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+            }
+        }
+      }
+    }
+  }
+
+  // reduce the warps' K-slices through shared memory, then write y coalesced along n
+  constexpr int BN = NT * 16, BM = MT * 8;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      float* r = red + static_cast<std::size_t>(warp) * BN * BM;
+      r[(nt * 16 + g) * BM + mt * 8 + 2 * t] = acc[nt][mt][0];
+      r[(nt * 16 + g) * BM + mt * 8 + 2 * t + 1] = acc[nt][mt][1];
+      r[(nt * 16 + g + 8) * BM + mt * 8 + 2 * t] = acc[nt][mt][2];
+      r[(nt * 16 + g + 8) * BM + mt * 8 + 2 * t + 1] = acc[nt][mt][3];
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < BN * BM; i += blockDim.x) {
+    const int nl = i % BN, ml = i / BN;
+    const int n = tile0 * 16 + nl, m = m0 + ml;
+    if (n >= N || m >= M) continue;
+    float s = 0.f;
+    for (int w = 0; w < warps; ++w) s += red[(static_cast<std::size_t>(w) * BN + nl) * BM + ml];
+    if (GS == 0) s *= Traits<T>::to_float(scales[n]);
+    y[static_cast<std::size_t>(m) * N + n] = Traits<T>::from_float(s);
+  }
+}
+#endif  // !TINYGEMM_HIP
+
+// Portable path: a block owns one 16-wide tile and up to 16 rows of x; threads walk the tile's words.
+template <typename T>
+__global__ void __launch_bounds__(256) w4a16_gemv_simt_kernel(const T* __restrict__ x, const int* __restrict__ qw,
+                                                              const T* __restrict__ scales,
+                                                              const T* __restrict__ zeros, T* __restrict__ y,
+                                                              int M, int N, int K, int group_size) {
+  __shared__ float red[16][16];  // [m][n]
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) red[i / 16][i % 16] = 0.f;
+  __syncthreads();
+  const int tile = blockIdx.x, chunks = K / 64, m0 = blockIdx.y * 16;
+  const int rows = min(16, M - m0);
+  const int gs = group_size > 0 ? group_size : K;
+  float acc[16][2];
+  for (int m = 0; m < 16; ++m) acc[m][0] = acc[m][1] = 0.f;
+  // one word per iteration: (chunk, lane, j); its 8 nibbles cover rows n = g and g + 8
+  for (int w = threadIdx.x; w < chunks * 128; w += blockDim.x) {
+    const int c = w / 128, lane = (w / 4) % 32, j = w % 4;
+    const unsigned word = static_cast<unsigned>(qw[(static_cast<std::size_t>(tile) * chunks + c) * 128 + w % 128]);
+    for (int p = 0; p < 8; ++p) {
+      const int n = tile * 16 + nib_n(lane, p), k = c * 64 + nib_k(lane, j, p);
+      const int grp = k / gs;
+      const float s = Traits<T>::to_float(scales[static_cast<std::size_t>(grp) * N + n]);
+      const float z = zeros ? Traits<T>::to_float(zeros[static_cast<std::size_t>(grp) * N + n]) : 8.f;
+      const float wv = (static_cast<float>((word >> (4 * p)) & 0xFu) - z) * s;
+      for (int m = 0; m < rows; ++m)
+        acc[m][p & 1] += wv * Traits<T>::to_float(x[static_cast<std::size_t>(m0 + m) * K + k]);
+    }
+    // the rows n this thread touched depend on its lane; flush per word to keep registers static
+    for (int m = 0; m < rows; ++m) {
+      atomicAdd(&red[m][lane >> 2], acc[m][0]);
+      atomicAdd(&red[m][(lane >> 2) + 8], acc[m][1]);
+      acc[m][0] = acc[m][1] = 0.f;
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < rows * 16; i += blockDim.x) {
+    const int m = i / 16, nl = i % 16;
+    y[static_cast<std::size_t>(m0 + m) * N + tile * 16 + nl] = Traits<T>::from_float(red[m][nl]);
+  }
+}
+
+#if !defined(TINYGEMM_HIP)
+template <typename T, int GS, bool ASYM, int NT, int MT>
+void launch_mma(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
+                int warps, cudaStream_t st) {
+  const dim3 grid((N / 16 + NT - 1) / NT, (M + 15) / 16);
+  const std::size_t smem = sizeof(float) * warps * NT * 16 * MT * 8;
+  auto kernel = w4a16_gemv_mma_kernel<T, GS, ASYM, NT, MT>;
+  if (smem > 48 * 1024) TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  kernel<<<grid, warps * 32, smem, st>>>(static_cast<const T*>(x), static_cast<const int4*>(qw),
+                                         static_cast<const T*>(s), static_cast<const T*>(z), static_cast<T*>(y),
+                                         M, N, K);
+  TG_CHECK_LAUNCH();
+}
+
+// The compiled configurations: dtype x group size x {symmetric, zero point} x tiles per block x
+// m8 tiles. NT: 4 when N gives enough blocks (fewer x re-reads per weight byte), else 2 or 1 to fill
+// the SMs. MT: 1 m8 tile for M <= 8, 2 for 9..16 rows per block (larger M loops over blocks).
+template <typename T, int GS, bool ASYM>
+void dispatch_nt_mt(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
+                    const GemvConfig& c, cudaStream_t st) {
+  const bool two = M > 8;
+#define TG_CALL_IF(NT_)                                                                            \
+  if (c.n_tiles == NT_) {                                                                          \
+    if (two) return launch_mma<T, GS, ASYM, NT_, 2>(x, qw, s, z, y, M, N, K, c.warps, st);         \
+    return launch_mma<T, GS, ASYM, NT_, 1>(x, qw, s, z, y, M, N, K, c.warps, st);                  \
+  }
+  TG_CALL_IF(1)
+  TG_CALL_IF(2)
+  TG_CALL_IF(4)
+#undef TG_CALL_IF
+  TG_CHECK_ARG(false, "w4a16_gemv: n_tiles must be 1, 2 or 4; got ", c.n_tiles);
+}
+
+template <typename T>
+void dispatch_mma(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
+                  int gs, const GemvConfig& c, cudaStream_t st) {
+  const bool asym = z != nullptr;
+#define TG_CALL_GS(GS_, GSARG_)                                                              \
+  if (gs == GSARG_) {                                                                        \
+    if (asym) return dispatch_nt_mt<T, GS_, true>(x, qw, s, z, y, M, N, K, c, st);           \
+    return dispatch_nt_mt<T, GS_, false>(x, qw, s, z, y, M, N, K, c, st);                    \
+  }
+  TG_CALL_GS(32, 32)
+  TG_CALL_GS(64, 64)
+  TG_CALL_GS(128, 128)
+  TG_CALL_GS(0, -1)
+#undef TG_CALL_GS
+}
+#endif
+
+}  // namespace
+
+void w4a16_gemv(const void* x, const void* qweight, const void* scales, const void* zeros, void* y, int M, int N,
+                int K, int group_size, DType dtype, std::uintptr_t stream, GemvConfig cfg) {
+  check_w4_shape(N, K, group_size, dtype);
+  TG_CHECK_ARG(M >= 1, "w4a16_gemv: M must be >= 1; got ", M);
+  TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(qweight) % 16 == 0,
+               "w4a16_gemv: packed weights must be 16-byte aligned (one 16-byte load per lane)");
+  TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(x) % 8 == 0, "w4a16_gemv: x must be 8-byte aligned");
+  int dev = 0, sms = 0, major = 0;
+  TG_GPU_CHECK(cudaGetDevice(&dev));
+  TG_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+#if !defined(TINYGEMM_HIP)
+  TG_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+#endif
+  const GemvConfig h = w4a16_gemv_config(M, N, K, sms, major);
+  if (cfg.impl == 0) cfg.impl = h.impl;
+  if (cfg.n_tiles == 0) cfg.n_tiles = h.n_tiles;
+  if (cfg.warps == 0) cfg.warps = h.warps;
+  TG_CHECK_ARG(cfg.warps == 4 || cfg.warps == 8, "w4a16_gemv: warps must be 4 or 8; got ", cfg.warps);
+  auto st = as_stream(stream);
+  if (cfg.impl == 1) {
+#if defined(TINYGEMM_HIP)
+    TG_CHECK_ARG(false, "w4a16_gemv: the mma implementation is NVIDIA-only (sm_80+); use impl=2 on AMD");
+#else
+    TG_CHECK_ARG(major >= 8, "w4a16_gemv: the mma implementation needs compute capability 8.0+; got ", major);
+    if (dtype == DType::kF16) return dispatch_mma<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
+    return dispatch_mma<tg_bf16>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
+#endif
+  }
+  TG_CHECK_ARG(cfg.impl == 2, "w4a16_gemv: impl must be 0 (auto), 1 (mma) or 2 (simt); got ", cfg.impl);
+  const dim3 grid(N / 16, (M + 15) / 16);
+  if (dtype == DType::kF16)
+    w4a16_gemv_simt_kernel<tg_half><<<grid, 256, 0, st>>>(
+        static_cast<const tg_half*>(x), static_cast<const int*>(qweight), static_cast<const tg_half*>(scales),
+        static_cast<const tg_half*>(zeros), static_cast<tg_half*>(y), M, N, K, group_size);
+  else
+    w4a16_gemv_simt_kernel<tg_bf16><<<grid, 256, 0, st>>>(
+        static_cast<const tg_bf16*>(x), static_cast<const int*>(qweight), static_cast<const tg_bf16*>(scales),
+        static_cast<const tg_bf16*>(zeros), static_cast<tg_bf16*>(y), M, N, K, group_size);
+  TG_CHECK_LAUNCH();
+}
+
+}  // namespace tg

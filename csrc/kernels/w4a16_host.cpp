@@ -1,0 +1,38 @@
+// Host-side rules of the INT4 kernels (shape checks, launch heuristic): plain C++, compiled in every
+// build so CPU tests cover them and CPU-only installs report the same errors.
+#include "tinygemm/status.h"
+#include "w4a16.h"
+
+namespace tg {
+
+void check_w4_shape(int N, int K, int group_size, DType dtype) {
+  TG_CHECK_ARG(dtype == DType::kF16 || dtype == DType::kBF16,
+               "INT4 kernels take fp16 or bf16 activations/scales");
+  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
+  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
+  TG_CHECK_ARG(group_size == -1 || group_size == 32 || group_size == 64 || group_size == 128,
+               "group_size must be 32, 64, 128 or -1 (per channel); got ", group_size);
+  TG_CHECK_ARG(group_size == -1 || K % group_size == 0, "K must be a multiple of group_size; got K = ", K,
+               ", group_size = ", group_size);
+}
+
+GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
+  (void)M;
+  GemvConfig c;
+#if defined(TINYGEMM_HIP)
+  c.impl = 2;
+  (void)cc_major;
+#else
+  c.impl = cc_major >= 8 ? 1 : 2;  // mma.m16n8k16 with bf16 needs sm_80
+#endif
+  const int tiles = N / 16, chunks = K / 64;
+  // Want >= 2 blocks per SM (the whole grid resident in one wave) with as many tiles per block as
+  // that allows: each extra tile reuses the same x loads.
+  c.n_tiles = tiles >= 8 * sm_count ? 4 : tiles >= 4 * sm_count ? 2 : 1;
+  // 8 warps split K; with fewer than two unrolled iterations per warp, 4 warps keep each loop long
+  // enough for its loads to overlap.
+  c.warps = chunks >= 8 * kGemvUnroll * 2 ? 8 : 4;
+  return c;
+}
+
+}  // namespace tg

@@ -1,0 +1,256 @@
+// What every tinygemm-bench-* binary shares: flag parsing (with a usage message and exit code 2 on
+// bad input), harness options, the --profile mode (one launch between cudaProfilerStart/Stop inside an
+// NVTX range, for `ncu --profile-from-start off`), and CSV / JSON output.
+#pragma once
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "harness/timer.h"
+#include "tinygemm/gpu.h"
+#include "tinygemm/status.h"
+
+#if !defined(TINYGEMM_HIP)
+#include <nvtx3/nvToolsExt.h>
+#endif
+
+namespace tg::bench {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitNoGpu = 77;  // the automake / ctest convention for "skipped"
+
+struct Flag {
+  std::string name, help, value;
+  bool is_switch = false;
+  bool seen = false;
+};
+
+class Args {
+ public:
+  Args(std::string prog, std::string about) : prog_(std::move(prog)), about_(std::move(about)) {
+    add("device", "0", "GPU index");
+    add("l2", "cold", "cold (L2 flushed before each sample) or hot");
+    add("mode", "auto", "auto (graphs under 10 us), event or graph");
+    add("target", "0.01", "stop when the median's relative spread is under this");
+    add("min-samples", "10", "fewest samples");
+    add("max-samples", "2000", "most samples");
+    add("budget-ms", "2000", "wall-time budget for sampling");
+    add("csv", "", "write a CSV row to this path ('-' = stdout)");
+    add("json", "", "write a JSON object to this path ('-' = stdout)");
+    add_switch("profile", "run one launch between cudaProfilerStart/Stop (NVTX range) instead of timing");
+    add_switch("smoke", "a short run for ctest (small sizes, small budget)");
+    add_switch("help", "show this message");
+  }
+  void add(const std::string& name, const std::string& def, const std::string& help) {
+    flags_[name] = Flag{name, help, def, false, false};
+    order_.push_back(name);
+  }
+  void add_switch(const std::string& name, const std::string& help) {
+    flags_[name] = Flag{name, help, "0", true, false};
+    order_.push_back(name);
+  }
+  [[noreturn]] void usage(const std::string& error) const {
+    std::ostream& os = error.empty() ? std::cout : std::cerr;
+    if (!error.empty()) os << prog_ << ": error: " << error << "\n\n";
+    os << "usage: " << prog_ << " [options]\n" << about_ << "\n\noptions:\n";
+    for (const auto& n : order_) {
+      const Flag& f = flags_.at(n);
+      os << "  --" << n << (f.is_switch ? "" : " VALUE") << "\n      " << f.help
+         << (f.is_switch || f.value.empty() ? "" : " (default " + f.value + ")") << "\n";
+    }
+    std::exit(error.empty() ? 0 : kExitUsage);
+  }
+  void parse(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--", 0) != 0) usage("unexpected argument '" + a + "'");
+      std::string name = a.substr(2), value;
+      const auto eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      auto it = flags_.find(name);
+      if (it == flags_.end()) usage("unknown option '--" + name + "'");
+      Flag& f = it->second;
+      if (f.is_switch) {
+        f.value = "1";
+      } else if (eq == std::string::npos) {
+        if (i + 1 >= argc) usage("option '--" + name + "' needs a value");
+        f.value = argv[++i];
+      } else {
+        f.value = value;
+      }
+      f.seen = true;
+    }
+    if (flag("help")) usage("");
+  }
+  const std::string& str(const std::string& n) const { return flags_.at(n).value; }
+  bool flag(const std::string& n) const { return flags_.at(n).value == "1"; }
+  bool seen(const std::string& n) const { return flags_.at(n).seen; }
+  long long integer(const std::string& n, long long lo, long long hi) const {
+    const std::string& v = str(n);
+    char* end = nullptr;
+    long long x = std::strtoll(v.c_str(), &end, 10);
+    // size suffixes for byte counts: 64M, 1G
+    if (end && *end) {
+      const std::string suf(end);
+      if (suf == "K" || suf == "k") x <<= 10;
+      else if (suf == "M") x <<= 20;
+      else if (suf == "G") x <<= 30;
+      else usage("--" + n + " must be an integer; got '" + v + "'");
+    }
+    if (v.empty() || x < lo || x > hi)
+      usage("--" + n + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got '" + v + "'");
+    return x;
+  }
+  double real(const std::string& n, double lo, double hi) const {
+    const std::string& v = str(n);
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || (end && *end) || x < lo || x > hi)
+      usage("--" + n + " must be a number between " + std::to_string(lo) + " and " + std::to_string(hi) +
+            "; got '" + v + "'");
+    return x;
+  }
+  std::string choice(const std::string& n, const std::vector<std::string>& allowed) const {
+    for (const auto& a : allowed)
+      if (a == str(n)) return a;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    usage("--" + n + " must be one of " + list + "; got '" + str(n) + "'");
+  }
+  TimerOptions timer_options() const {
+    TimerOptions o;
+    o.l2 = choice("l2", {"cold", "hot"}) == "cold" ? L2Mode::kCold : L2Mode::kHot;
+    const std::string m = choice("mode", {"auto", "event", "graph"});
+    o.mode = m == "auto" ? TimingMode::kAuto : m == "event" ? TimingMode::kEvent : TimingMode::kGraph;
+    o.target_rel_spread = real("target", 1e-4, 1.0);
+    o.min_samples = static_cast<int>(integer("min-samples", 1, 1000000));
+    o.max_samples = static_cast<int>(integer("max-samples", o.min_samples, 1000000));
+    o.budget_ms = real("budget-ms", 1, 3.6e6);
+    if (flag("smoke")) {
+      o.budget_ms = std::min(o.budget_ms, 200.0);
+      o.max_samples = std::min(o.max_samples, 50);
+      o.min_samples = std::min(o.min_samples, o.max_samples);
+    }
+    return o;
+  }
+
+ private:
+  std::string prog_, about_;
+  std::map<std::string, Flag> flags_;
+  std::vector<std::string> order_;
+};
+
+// Selects the GPU or exits 77 with a clear message when there is none.
+inline void select_device(const Args& args) {
+  const int n = device_count();
+  if (n == 0) {
+    std::cerr << "no GPU is visible to the CUDA/HIP runtime: nothing to measure (exit 77 = skipped)\n";
+    std::exit(kExitNoGpu);
+  }
+  const int d = static_cast<int>(args.integer("device", 0, n - 1));
+#if defined(TINYGEMM_HIP)
+  TG_GPU_CHECK(hipSetDevice(d));
+#else
+  TG_GPU_CHECK(cudaSetDevice(d));
+#endif
+}
+
+// One launch inside the profiler's capture window, after a warm-up launch outside it.
+template <typename F>
+void profile_once(F&& launch, cudaStream_t stream, const std::string& range) {
+  launch();
+  TG_GPU_CHECK(cudaStreamSynchronize(stream));
+  TG_GPU_CHECK(cudaProfilerStart());
+#if !defined(TINYGEMM_HIP)
+  nvtxRangePushA(range.c_str());
+#endif
+  launch();
+  TG_GPU_CHECK(cudaStreamSynchronize(stream));
+#if !defined(TINYGEMM_HIP)
+  nvtxRangePop();
+#endif
+  TG_GPU_CHECK(cudaProfilerStop());
+}
+
+// An ordered record written as CSV (header + row) or JSON (one object).
+class Record {
+ public:
+  template <typename V>
+  Record& set(const std::string& k, const V& v) {
+    std::ostringstream os;
+    os << v;
+    fields_.emplace_back(k, os.str(), !std::is_arithmetic<V>::value);
+    return *this;
+  }
+  Record& timing(const TimerResult& r) {
+    set("mode", r.mode).set("l2", r.l2).set("median_us", r.us.median).set("min_us", r.us.min);
+    set("mean_us", r.us.mean).set("p10_us", r.us.p10).set("p90_us", r.us.p90).set("stdev_us", r.us.stdev);
+    set("samples", r.us.n).set("ops_per_sample", r.ops_per_sample);
+    set("sm_clock_mhz_min", r.clock.min_mhz).set("sm_clock_mhz_max", r.clock.max_mhz);
+    set("clock_sagged", r.clock.sagged ? 1 : 0);
+    return *this;
+  }
+  std::string csv() const {
+    std::string h, v;
+    for (const auto& [k, val, q] : fields_) {
+      h += (h.empty() ? "" : ",") + k;
+      v += (v.empty() ? "" : ",") + val;
+    }
+    return h + "\n" + v + "\n";
+  }
+  std::string json() const {
+    std::string s = "{";
+    for (const auto& [k, val, q] : fields_)
+      s += (s.size() > 1 ? ", " : "") + ("\"" + k + "\": ") + (q ? "\"" + val + "\"" : val);
+    return s + "}\n";
+  }
+  std::string text() const {
+    std::string s;
+    for (const auto& [k, val, q] : fields_) s += k + "=" + val + " ";
+    return s + "\n";
+  }
+
+ private:
+  std::vector<std::tuple<std::string, std::string, bool>> fields_;
+};
+
+inline void emit(const Args& args, const Record& r) {
+  auto out = [](const std::string& path, const std::string& text) {
+    if (path == "-") {
+      std::cout << text;
+    } else {
+      std::ofstream f(path);
+      if (!f) throw std::runtime_error("cannot write " + path);
+      f << text;
+    }
+  };
+  bool any = false;
+  if (!args.str("csv").empty()) out(args.str("csv"), r.csv()), any = true;
+  if (!args.str("json").empty()) out(args.str("json"), r.json()), any = true;
+  if (!any) std::cout << r.text();
+}
+
+// main() wrapper: errors become a message and exit 1, never an abort.
+template <typename F>
+int run_main(F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace tg::bench

@@ -1,0 +1,233 @@
+"""Group-wise 4-bit weight formats, tinygemm's packed layout, and converters to the peers' formats.
+
+Semantics (weight W[K, N] of y = x @ W, groups of `group_size` along K, -1 = one group per column):
+  symmetric  ("uint4b8", GPTQ):  stored q in 0..15, w = (q - 8) * s
+  asymmetric ("uint4" + zero point, AWQ): w = (q - z) * s, z an integer in 0..15 per group and column
+Scales (and zero points) are [K / group_size, N] in the activations' dtype (fp16 or bf16).
+
+tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the Triton kernels):
+  int32 words shaped [N/16 tiles, K/64 chunks, 32 lanes, 4 words]. Word j of lane 4g+t of a
+  (tile, chunk) holds nibble p (bits 4p..4p+3) of
+      n = 16*tile + g + 8*(p & 1),   k = 64*chunk + 16*j + 4*t + 2*((p >> 1) & 1) + (p >> 2)
+  Why:
+  - a (tile, chunk) is 512 contiguous bytes and each lane's 4 words are 16 contiguous bytes, so a
+    warp reads it with one fully coalesced 16-byte load per lane;
+  - word j of lane (g, t) holds exactly the 8 elements that lane owns in the A fragment of the j-th
+    mma.m16n8k16 (rows g and g+8), so no shuffles are needed between load and tensor core;
+  - nibbles p and p+4 sit 16 bits apart, so one AND with 0x000F000F and one OR with the exponent
+    bits of 1024.0 (fp16) or 128.0 (bf16) turn two of them into an exact half2 (1024 + q);
+  - physical k inside an mma is permuted so that the lane's activations are 4 consecutive values
+    (one 8-byte load), and each mma covers 16 consecutive k, so any group size >= 16 is aligned.
+  Requirements: N % 16 == 0, K % 64 == 0, K % group_size == 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+GROUP_SIZES = (32, 64, 128, -1)
+LAYOUT = "tinygemm-w4-v1"
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """A 4-bit weight in tinygemm's packed layout (see the module doc)."""
+
+    qweight: torch.Tensor          # int32 [N/16, K/64, 32, 4]
+    scales: torch.Tensor           # [G, N], fp16 or bf16
+    zeros: torch.Tensor | None     # [G, N] integer-valued, scales' dtype; None = symmetric (z = 8)
+    shape: tuple[int, int]         # (K, N)
+    group_size: int                # 32, 64, 128 or -1
+    layout: str = LAYOUT
+
+    @property
+    def symmetric(self) -> bool:
+        return self.zeros is None
+
+    @property
+    def format(self) -> str:
+        """The peers' name for the value format: uint4b8 (symmetric) or uint4 (zero points)."""
+        return "uint4b8" if self.symmetric else "uint4"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.scales.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.qweight.device
+
+    @property
+    def num_groups(self) -> int:
+        return self.scales.shape[0]
+
+    def nbytes(self) -> int:
+        """Bytes the kernels read: packed weights, scales and zero points."""
+        n = self.qweight.numel() * 4 + self.scales.numel() * self.scales.element_size()
+        return n + (self.zeros.numel() * self.zeros.element_size() if self.zeros is not None else 0)
+
+    def to(self, device) -> "QuantizedWeight":
+        z = self.zeros.to(device) if self.zeros is not None else None
+        return replace(self, qweight=self.qweight.to(device), scales=self.scales.to(device), zeros=z)
+
+    def unpack(self) -> torch.Tensor:
+        """The stored values q as uint8 [K, N]."""
+        return unpack(self.qweight, *self.shape)
+
+
+def check_shape(K: int, N: int, group_size: int) -> None:
+    """The layout's shape rules, as ValueErrors that name the constraint and the values."""
+    if group_size not in GROUP_SIZES:
+        raise ValueError(f"group_size must be one of {GROUP_SIZES} (-1 = per channel); got {group_size}")
+    if N <= 0 or N % 16:
+        raise ValueError(f"packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = {N}")
+    if K <= 0 or K % 64:
+        raise ValueError(f"packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = {K}")
+    if group_size != -1 and K % group_size:
+        raise ValueError(f"K must be a multiple of group_size; got K = {K}, group_size = {group_size}")
+
+
+def _groups(K: int, group_size: int) -> int:
+    return 1 if group_size == -1 else K // group_size
+
+
+def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True) -> QuantizedWeight:
+    """Round-to-nearest 4-bit quantization of W[K, N] (y = x @ W), groups along K.
+
+    Scales take w's dtype when it is fp16 or bf16, else fp16.
+    """
+    if w.dim() != 2:
+        raise ValueError(f"quantize expects a 2-D weight [K, N]; got shape {tuple(w.shape)}")
+    K, N = w.shape
+    check_shape(K, N, group_size)
+    sdtype = w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.float16
+    G = _groups(K, group_size)
+    wg = w.float().reshape(G, K // G, N)
+    if symmetric:
+        amax = wg.abs().amax(dim=1)
+        s = torch.where(amax > 0, amax / 7.0, torch.ones_like(amax)).to(sdtype)
+        q = torch.clamp(torch.round(wg / s.float()[:, None, :]) + 8, 0, 15)
+        z = None
+    else:
+        lo = wg.amin(dim=1).clamp(max=0)
+        hi = wg.amax(dim=1).clamp(min=0)
+        s = torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(hi)).to(sdtype)
+        zf = torch.clamp(torch.round(-lo / s.float()), 0, 15)
+        q = torch.clamp(torch.round(wg / s.float()[:, None, :]) + zf[:, None, :], 0, 15)
+        z = zf.to(sdtype)
+    q = q.reshape(K, N).to(torch.uint8)
+    return QuantizedWeight(pack(q), s.contiguous(), z, (K, N), group_size)
+
+
+def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """W[K, N] = (q - z) * s, computed in fp32 and returned in `dtype` (default: the scales')."""
+    K, N = qw.shape
+    q = qw.unpack().float().reshape(qw.num_groups, -1, N)
+    z = qw.zeros.float()[:, None, :] if qw.zeros is not None else 8.0
+    w = ((q - z) * qw.scales.float()[:, None, :]).reshape(K, N)
+    return w.to(dtype or qw.dtype)
+
+
+def pack(q: torch.Tensor) -> torch.Tensor:
+    """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in tinygemm's layout."""
+    K, N = q.shape
+    check_shape(K, N, -1)
+    # k = 64 c + 16 j + 4 t + 2 i1 + i0 ;  n = 16 T + 8 h + g ;  nibble p = 4 i0 + 2 i1 + h
+    v = q.to(torch.int32).reshape(K // 64, 4, 4, 2, 2, N // 16, 2, 8)  # c j t i1 i0 T h g
+    v = v.permute(5, 0, 7, 2, 1, 4, 3, 6)  # T c g t j i0 i1 h
+    v = v.reshape(N // 16, K // 64, 32, 4, 8)
+    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=q.device)
+    # sum of disjoint nibbles == bitwise or; int32 wraps for nibble 7, as a packed word should
+    words = (v.to(torch.int64) << shifts.to(torch.int64)).sum(dim=-1)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32).contiguous()
+
+
+def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
+    """The inverse of pack: int32 [N/16, K/64, 32, 4] -> uint8 q[K, N]."""
+    expected = (N // 16, K // 64, 32, 4)
+    if tuple(words.shape) != expected:
+        raise ValueError(f"packed weights for K={K}, N={N} must have shape {expected}; got {tuple(words.shape)}")
+    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=words.device)
+    nib = (words[..., None] >> shifts) & 0xF  # T c lane j p
+    nib = nib.reshape(N // 16, K // 64, 8, 4, 4, 2, 2, 2)  # T c g t j i0 i1 h
+    nib = nib.permute(1, 4, 3, 6, 5, 0, 7, 2)  # c j t i1 i0 T h g
+    return nib.reshape(K, N).to(torch.uint8)
+
+
+# --- GPTQ / AWQ checkpoint tensors ---------------------------------------------------------------
+
+def _pack_rows(q: torch.Tensor) -> torch.Tensor:
+    """uint8 [R, C] -> int32 [R/8, C]: 8 consecutive rows per word, row 8r+i at bits 4i (GPTQ qweight)."""
+    R, C = q.shape
+    v = q.to(torch.int64).reshape(R // 8, 8, C)
+    shifts = torch.arange(0, 32, 4, dtype=torch.int64, device=q.device)[None, :, None]
+    w = (v << shifts).sum(dim=1)
+    return torch.where(w >= 2**31, w - 2**32, w).to(torch.int32)
+
+
+def _unpack_rows(w: torch.Tensor) -> torch.Tensor:
+    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=w.device)[None, :, None]
+    return ((w[:, None, :] >> shifts) & 0xF).reshape(-1, w.shape[1]).to(torch.uint8)
+
+
+def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor]:
+    """GPTQ checkpoint tensors: qweight int32 [K/8, N], qzeros int32 [G, N/8], scales [G, N].
+
+    GPTQ's v1 checkpoints store zero - 1 (`zero_offset=1`, what AutoGPTQ and vLLM's loaders expect);
+    pass 0 for the v2 convention. Symmetric weights store z = 8.
+    """
+    K, N = qw.shape
+    z = qw.zeros.to(torch.int32) if qw.zeros is not None else torch.full(
+        (qw.num_groups, N), 8, dtype=torch.int32, device=qw.device)
+    zs = (z - zero_offset) & 0xF
+    return {
+        "qweight": _pack_rows(qw.unpack()),
+        "qzeros": _pack_rows(zs.t().contiguous().to(torch.uint8)).t().contiguous(),
+        "scales": qw.scales.clone(),
+    }
+
+
+def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+              zero_offset: int = 1, g_idx: torch.Tensor | None = None) -> QuantizedWeight:
+    """A GPTQ checkpoint's tensors to tinygemm's layout (symmetric when every zero point is 8)."""
+    K, N = qweight.shape[0] * 8, qweight.shape[1]
+    check_shape(K, N, group_size)
+    G = _groups(K, group_size)
+    if tuple(scales.shape) != (G, N):
+        raise ValueError(f"scales must be [K/group_size, N] = {(G, N)}; got {tuple(scales.shape)}")
+    if tuple(qzeros.shape) != (G, N // 8):
+        raise ValueError(f"qzeros must be [K/group_size, N/8] = {(G, N // 8)}; got {tuple(qzeros.shape)}")
+    if g_idx is not None:
+        trivial = torch.arange(K, device=g_idx.device) // (K if group_size == -1 else group_size)
+        if not torch.equal(g_idx.to(trivial.dtype), trivial):
+            raise ValueError("act-order checkpoints (a g_idx that is not k // group_size) are not supported: "
+                             "reorder the rows of the weight by g_idx before converting")
+    q = _unpack_rows(qweight)
+    z = (_unpack_rows(qzeros.t().contiguous()).t().to(torch.int32) + zero_offset) & 0xF
+    zeros = None if bool((z == 8).all()) else z.to(scales.dtype).contiguous()
+    return QuantizedWeight(pack(q), scales.contiguous(), zeros, (K, N), group_size)
+
+
+# --- torch's _weight_int4pack_mm -----------------------------------------------------------------
+
+def to_int4pack(qw: QuantizedWeight, inner_k_tiles: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed weight, qScaleAndZeros) for torch._weight_int4pack_mm (bf16 activations, CUDA).
+
+    torch computes w = (q - 8) * scale + zero, so zero = (8 - z) * scale. Needs group_size in
+    {32, 64, 128} here (torch also takes 256), K % (inner_k_tiles * 16) == 0 and a CUDA tensor.
+    """
+    K, N = qw.shape
+    if qw.group_size not in (32, 64, 128):
+        raise ValueError(f"torch's int4pack kernel takes group sizes 32/64/128/256; got {qw.group_size}")
+    if inner_k_tiles not in (2, 4, 8) or K % (inner_k_tiles * 16):
+        raise ValueError(f"inner_k_tiles must be 2, 4 or 8 with K % (inner_k_tiles*16) == 0; got {inner_k_tiles}, K={K}")
+    q = qw.unpack().t().contiguous()  # [N, K]
+    packed_bytes = ((q[:, 0::2] << 4) | q[:, 1::2]).to(torch.uint8).contiguous()  # high nibble = even k
+    weight = torch.ops.aten._convert_weight_to_int4pack(packed_bytes, inner_k_tiles)
+    s = qw.scales.float()
+    z = qw.zeros.float() if qw.zeros is not None else torch.full_like(s, 8.0)
+    zero = (8.0 - z) * s
+    sz = torch.stack([s, zero], dim=2).to(torch.bfloat16).contiguous()  # [G, N, 2]
+    return weight, sz

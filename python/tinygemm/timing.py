@@ -1,0 +1,159 @@
+"""Time GPU work launched from Python with the C++ harness (tinygemm._C.Timer).
+
+The method is the one the microbenchmark binaries use: device events, warm-up, cold L2 by default
+(a read of 2x the L2 between samples, untimed), CUDA/HIP graphs for launches under ~10 us, adaptive
+repetitions until the median is known to 1 %, the SM clock read around the measurement.
+
+    t = tinygemm.timing.measure(lambda: torch.matmul(x, w, out=y))
+    t.median_us, t.mode, t.samples
+
+Graph mode replays many launches at once, so with a single callable only the first launch of each
+replay sees a cold L2. Pass several callables that read *different* buffers (`fns=[...]`) and the
+bytes each reads (`bytes_per_call`): the launches then rotate through them, and the result is
+labelled "cold" only when the rotation reads more than twice the L2 between reuses of a buffer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from . import _C
+from ._ext import require_gpu, stream_handle
+
+_TIMERS: dict[int, object] = {}
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_us: float
+    min_us: float
+    mean_us: float
+    p10_us: float
+    p90_us: float
+    stdev_us: float
+    samples: int
+    rel_spread: float       # half-width of the median's ~95 % interval, over the median
+    mode: str               # "event" or "graph"
+    l2: str                 # "cold", "hot", or "cold-first" (graph mode without enough rotation)
+    ops_per_sample: int
+    sm_clock_mhz_min: float
+    sm_clock_mhz_max: float
+    clock_sagged: bool
+    clock_source: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def options(
+    l2: str = "cold",
+    mode: str = "auto",
+    target: float = 0.01,
+    min_samples: int = 10,
+    max_samples: int = 2000,
+    budget_ms: float = 2000.0,
+    warmup_ms: float = 10.0,
+    graph_threshold_us: float = 10.0,
+    graph_launches: int = 0,
+    flush_bytes: int = 0,
+) -> "_C.TimerOptions":
+    """Harness options, validated with errors that name the bad value."""
+    if l2 not in ("cold", "hot"):
+        raise ValueError(f"l2 must be 'cold' or 'hot'; got {l2!r}")
+    if mode not in ("auto", "event", "graph"):
+        raise ValueError(f"mode must be 'auto', 'event' or 'graph'; got {mode!r}")
+    if not target > 0:
+        raise ValueError(f"target must be > 0; got {target}")
+    if not 1 <= min_samples <= max_samples:
+        raise ValueError(f"need 1 <= min_samples <= max_samples; got {min_samples} and {max_samples}")
+    o = _C.TimerOptions()
+    o.l2 = getattr(_C.L2Mode, l2)
+    o.mode = getattr(_C.TimingMode, mode)
+    o.target_rel_spread = target
+    o.min_samples = min_samples
+    o.max_samples = max_samples
+    o.budget_ms = budget_ms
+    o.warmup_ms = warmup_ms
+    o.graph_threshold_us = graph_threshold_us
+    o.graph_launches = graph_launches
+    o.flush_bytes = flush_bytes
+    return o
+
+
+def timer() -> "_C.Timer":
+    """The harness bound to torch's current stream (one per stream, kept for its flush buffer)."""
+    require_gpu("tinygemm.timing")
+    h = stream_handle()
+    if h not in _TIMERS:
+        _TIMERS[h] = _C.Timer(h)
+    return _TIMERS[h]
+
+
+def l2_bytes() -> int:
+    return _C.device_info().l2_bytes
+
+
+def measure(
+    fn: Callable[[], object] | None = None,
+    *,
+    fns: Sequence[Callable[[], object]] | None = None,
+    bytes_per_call: int | None = None,
+    **opts,
+) -> Timing:
+    """Time `fn` (or a rotation `fns`), which must launch its work on torch's current stream."""
+    if (fn is None) == (fns is None):
+        raise ValueError("pass exactly one of fn or fns")
+    calls = [fn] if fn is not None else list(fns)
+    if not calls or not all(callable(c) for c in calls):
+        raise ValueError("fns must be a non-empty sequence of callables")
+    o = options(**opts)
+    t = timer()
+    counter = itertools.count()
+    rotate = calls[0] if len(calls) == 1 else (lambda: calls[next(counter) % len(calls)]())
+    est = t.estimate_us(rotate, 3)
+    if _C.choose_mode(est, o) == _C.TimingMode.event:
+        return _to_timing(t.sample(rotate, o, 1, "event"), "cold" if o.l2 == _C.L2Mode.cold else "hot")
+
+    n = _C.graph_launch_count(est, o)
+    n = -(-n // len(calls)) * len(calls)  # whole rotations
+    graph = torch.cuda.CUDAGraph()
+    # capture on a side stream, as torch requires; warm the side stream first (allocator, handles)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for c in calls:
+            c()
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.cuda.graph(graph):
+        for i in range(n):
+            calls[i % len(calls)]()
+    l2 = "hot"
+    if o.l2 == _C.L2Mode.cold:
+        enough = bytes_per_call is not None and (len(calls) - 1) * bytes_per_call >= 2 * l2_bytes()
+        l2 = "cold" if enough else "cold-first"
+    try:
+        return _to_timing(t.sample(graph.replay, o, n, "graph"), l2)
+    finally:
+        del graph
+
+
+def rotation_copies(bytes_per_call: int, max_copies: int = 64) -> int:
+    """How many buffer copies a graph-mode rotation needs for every launch to miss in L2."""
+    if bytes_per_call <= 0:
+        raise ValueError(f"bytes_per_call must be > 0; got {bytes_per_call}")
+    need = 1 + -(-2 * l2_bytes() // bytes_per_call)
+    return max(2, min(need, max_copies))
+
+
+def _to_timing(r, l2: str) -> Timing:
+    s = r.us
+    return Timing(
+        median_us=s.median, min_us=s.min, mean_us=s.mean, p10_us=s.p10, p90_us=s.p90, stdev_us=s.stdev,
+        samples=s.n, rel_spread=s.median_rel_spread, mode=r.mode, l2=l2, ops_per_sample=r.ops_per_sample,
+        sm_clock_mhz_min=r.clock.min_mhz, sm_clock_mhz_max=r.clock.max_mhz, clock_sagged=r.clock.sagged,
+        clock_source=r.clock.source,
+    )
