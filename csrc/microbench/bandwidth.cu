@@ -9,11 +9,11 @@ int main(int argc, char** argv) {
   args.add("bytes", "1G", "bytes copied per launch (suffix K, M or G)");
   args.parse(argc, argv);
   return bench::run_main([&] {
-    bench::select_device(args);
     std::size_t bytes = static_cast<std::size_t>(args.integer("bytes", 16, 1ll << 40));
     if (args.flag("smoke") && !args.seen("bytes")) bytes = 64 << 20;
     bytes = (bytes + 15) / 16 * 16;
     const TimerOptions opts = args.timer_options();
+    bench::select_device(args);  // after validating every argument: bad input is exit 2 everywhere
 
     cudaStream_t stream;
     TG_GPU_CHECK(cudaStreamCreate(&stream));

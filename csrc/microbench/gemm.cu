@@ -36,13 +36,13 @@ int main(int argc, char** argv) {
   args.add("dtype", "fp16", "fp16 or bf16");
   args.parse(argc, argv);
   return bench::run_main([&] {
-    bench::select_device(args);
     const bool smoke = args.flag("smoke");
     const long long M = smoke && !args.seen("m") ? 256 : args.integer("m", 1, 1 << 20);
     const long long N = smoke && !args.seen("n") ? 256 : args.integer("n", 1, 1 << 20);
     const long long K = smoke && !args.seen("k") ? 256 : args.integer("k", 1, 1 << 20);
     const std::string dt = args.choice("dtype", {"fp16", "bf16"});
     const TimerOptions opts = args.timer_options();
+    bench::select_device(args);  // after validating every argument: bad input is exit 2 everywhere
 
     cudaStream_t stream;
     TG_GPU_CHECK(cudaStreamCreate(&stream));

@@ -8,10 +8,10 @@
 
 __version__ = "0.1.0"
 
-from . import formats, ops, reference, timing  # noqa: E402  (ops registers torch.ops.tinygemm.*)
+from . import formats, nn, ops, reference, timing  # noqa: E402  (ops registers torch.ops.tinygemm.*)
 from ._ext import GPU_BACKEND, gpu_available  # noqa: E402
 from .api import w4a16_matmul  # noqa: E402
 from .formats import QuantizedWeight, dequantize, quantize  # noqa: E402
 
 __all__ = ["QuantizedWeight", "quantize", "dequantize", "w4a16_matmul", "timing", "formats", "ops",
-           "reference", "GPU_BACKEND", "gpu_available", "__version__"]
+           "reference", "nn", "GPU_BACKEND", "gpu_available", "__version__"]

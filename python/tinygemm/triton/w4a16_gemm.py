@@ -86,7 +86,7 @@ def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, M, N, K, stride_xm, st
              mask=mmask[:, None] & nmask[None, :])
 
 
-def _cfg(bm, bt, bc, warps, stages):
+def _cfg(bm, bt, bc, warps, stages) -> triton.Config:
     return triton.Config({"BLOCK_M": bm, "BT": bt, "BC": bc}, num_warps=warps, num_stages=stages)
 
 
@@ -117,16 +117,19 @@ def _prune(configs, named_args, **kwargs):
 _w4a16_gemm = triton.heuristics(
     {"NGB": lambda a: 1 if a["GS"] == 0 else max(1, 64 * a["BC"] // a["GS"])}
 )(_w4a16_gemm_kernel)
-_CONFIGS = _CONFIGS_HIP if torch.version.hip else _CONFIGS_CUDA
+CONFIGS = _CONFIGS_HIP if torch.version.hip else _CONFIGS_CUDA
 _w4a16_gemm_tuned = triton.autotune(
-    configs=_CONFIGS, key=["M_BUCKET", "N", "K", "GS", "HAS_ZEROS"],
+    configs=CONFIGS, key=["M_BUCKET", "N", "K", "GS", "HAS_ZEROS"],
     prune_configs_by={"early_config_prune": _prune},
 )(_w4a16_gemm)
 
 
 def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
-               group_size: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    """y[M, N] = x[M, K] @ W; arguments as validated by tinygemm.ops (2-D contiguous x)."""
+               group_size: int, out: torch.Tensor | None = None, config: triton.Config | None = None) -> torch.Tensor:
+    """y[M, N] = x[M, K] @ W; arguments as validated by tinygemm.ops (2-D contiguous x).
+
+    `config` pins one configuration (tests use it to cover each one) instead of autotuning.
+    """
     M, K = x.shape
     N = qweight.shape[0] * 16
     y = out if out is not None else torch.empty((M, N), dtype=x.dtype, device=x.device)
@@ -134,10 +137,14 @@ def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
     bucket = max(16, triton.next_power_of_2(M))
     z = zeros if zeros is not None else scales  # never read when HAS_ZEROS is False
     args = (x, qweight, scales, z, y, M, N, K, x.stride(0), y.stride(0), bucket)
-    if _interpreting():
+    if config is None and _interpreting():
         # the CPU interpreter: one small configuration (autotuning there would take minutes)
-        grid = (triton.cdiv(N, 32), triton.cdiv(M, 16))
-        _w4a16_gemm[grid](*args, GS=gs, HAS_ZEROS=zeros is not None, BLOCK_M=16, BT=2, BC=1)
+        config = _cfg(16, 2, 1, 4, 1)
+    if config is not None:
+        kw = config.kwargs
+        grid = (triton.cdiv(N, 16 * kw["BT"]), triton.cdiv(M, kw["BLOCK_M"]))
+        _w4a16_gemm[grid](*args, GS=gs, HAS_ZEROS=zeros is not None, **kw, num_warps=config.num_warps,
+                          num_stages=config.num_stages)
     else:
         def grid(meta):
             return (triton.cdiv(N, 16 * meta["BT"]), triton.cdiv(M, meta["BLOCK_M"]))

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
+# Everything it measures lands in $OUT (default ./gpu-out). Usage:
+#   bash bench/gpu_session.sh [build] [test] [tune] [decode] [harness-ncu] [bench] [seeds] [peers]
+# With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+stages=${*:-build test}
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/session.log"; }
+
+if [ -d .vllm-bundle ]; then
+  bash .vllm-bundle/install.sh /tmp/vllm-site >/dev/null && export PYTHONPATH=/tmp/vllm-site${PYTHONPATH:+:$PYTHONPATH}
+  export TINYGEMM_IMPORT_VLLM_STUBS=1
+fi
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee -a "$OUT/session.log"
+
+for s in $stages; do
+  case $s in
+    build)
+      log build
+      CMAKE_BUILD_PARALLEL_LEVEL=16 python3 -m pip install --no-build-isolation --no-deps . >"$OUT/build.log" 2>&1 \
+        || { tail -40 "$OUT/build.log"; exit 1; }
+      python3 -c "import tinygemm, tinygemm._C as c; print('tinygemm', tinygemm.__version__, c.gpu_backend, c.device_info().name)" ;;
+    test)
+      log "GPU tests"
+      python3 -m pytest tests -q -m "gpu or vllm" -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 \
+        | tee "$OUT/gpu-tests.log" | tail -25 ;;
+    tune)
+      log "GEMV configuration sweep"
+      python3 bench/tune_w4a16_gemv.py --out "$OUT/tune_w4a16_gemv.csv" 2>&1 | tail -60 ;;
+    decode)
+      log "INT4 decode benchmark (issue 3)"
+      python3 bench/w4a16_decode.py --out "$OUT" 2>&1 | tail -60 ;;
+    harness-ncu)
+      log "harness vs ncu"
+      python3 bench/harness_vs_ncu.py --out "$OUT/harness_vs_ncu.csv" 2>&1 | tail -20 ;;
+    bench)
+      log "python -m tinygemm.bench (defaults)"
+      python3 -m tinygemm.bench --out "$OUT/bench-default" 2>&1 | tail -40 ;;
+    *) echo "unknown stage $s"; exit 2 ;;
+  esac
+done
+log done

@@ -1,0 +1,108 @@
+"""Quantization formats, the packed layout and the converters (CPU)."""
+
+import pytest
+import torch
+
+import tinygemm
+from tinygemm import formats
+from tinygemm.reference import rel_error
+
+
+def _layout_positions(K, N):
+    """(word index, nibble) -> (k, n), written straight from the layout's definition."""
+    chunks = K // 64
+    for T in range(N // 16):
+        for c in range(chunks):
+            for lane in range(32):
+                g, t = lane >> 2, lane & 3
+                for j in range(4):
+                    for p in range(8):
+                        yield ((T * chunks + c) * 32 + lane) * 4 + j, p, \
+                            64 * c + 16 * j + 4 * t + 2 * ((p >> 1) & 1) + (p >> 2), 16 * T + g + 8 * (p & 1)
+
+
+def test_pack_follows_the_documented_layout():
+    K, N = 128, 32
+    q = torch.randint(0, 16, (K, N), dtype=torch.uint8)
+    words = formats.pack(q).flatten().tolist()
+    for w, p, k, n in _layout_positions(K, N):
+        assert ((words[w] & 0xFFFFFFFF) >> (4 * p)) & 0xF == q[k, n]
+
+
+@pytest.mark.parametrize("K,N", [(64, 16), (192, 48), (5504, 32)])
+def test_pack_unpack_roundtrip(K, N):
+    q = torch.randint(0, 16, (K, N), dtype=torch.uint8)
+    assert torch.equal(formats.unpack(formats.pack(q), K, N), q)
+
+
+@pytest.mark.parametrize("gs", [32, 64, 128, -1])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_quantize_dequantize(gs, symmetric, dtype):
+    w = torch.randn(256, 64).to(dtype)
+    qw = tinygemm.quantize(w, group_size=gs, symmetric=symmetric)
+    assert qw.shape == (256, 64) and qw.dtype == dtype and qw.symmetric == symmetric
+    assert qw.format == ("uint4b8" if symmetric else "uint4")
+    q = qw.unpack()
+    assert int(q.max()) <= 15
+    wd = tinygemm.dequantize(qw, torch.float32)
+    # 4-bit round to nearest: error around 1/sqrt(12) of a step, relative ~0.1 for Gaussian weights
+    assert rel_error(wd, w.float()) < 0.2
+    if not symmetric:
+        z = qw.zeros.float()
+        assert torch.equal(z, z.round()) and 0 <= float(z.min()) and float(z.max()) <= 15
+    # dequantize is the exact function of the stored values
+    G = qw.num_groups
+    zz = qw.zeros.float() if qw.zeros is not None else 8.0
+    manual = ((q.float().reshape(G, -1, 64) - (zz[:, None, :] if qw.zeros is not None else 8.0))
+              * qw.scales.float()[:, None, :]).reshape(256, 64)
+    assert torch.equal(wd, manual)
+
+
+def test_quantize_handles_all_zero_groups():
+    w = torch.zeros(128, 32)
+    w[:, 16:] = torch.randn(128, 16)
+    qw = tinygemm.quantize(w, 64)
+    assert torch.isfinite(qw.scales.float()).all()
+    assert torch.equal(tinygemm.dequantize(qw, torch.float32)[:, :16], torch.zeros(128, 16))
+
+
+@pytest.mark.parametrize("K,N,gs,msg", [
+    (100, 32, -1, "K % 64"), (128, 24, -1, "N % 16"), (192, 32, 128, "multiple of group_size"),
+    (128, 32, 16, "group_size must be"),
+])
+def test_shape_errors_name_the_constraint(K, N, gs, msg):
+    with pytest.raises(ValueError, match=msg):
+        tinygemm.quantize(torch.randn(K, N), group_size=gs)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_gptq_roundtrip(symmetric, offset):
+    qw = tinygemm.quantize(torch.randn(256, 64).half(), 64, symmetric)
+    g = formats.to_gptq(qw, zero_offset=offset)
+    assert g["qweight"].shape == (32, 64) and g["qzeros"].shape == (4, 8) and g["qweight"].dtype == torch.int32
+    back = formats.from_gptq(g["qweight"], g["qzeros"], g["scales"], 64, zero_offset=offset)
+    assert torch.equal(back.unpack(), qw.unpack())
+    assert back.symmetric == symmetric
+    if not symmetric:
+        assert torch.equal(back.zeros, qw.zeros)
+
+
+def test_gptq_packing_matches_gptq_convention():
+    # GPTQ: qweight[r, n] holds k = 8r + i at bits 4i
+    qw = tinygemm.quantize(torch.randn(64, 16).half(), -1)
+    g = formats.to_gptq(qw)
+    q = qw.unpack()
+    word = int(g["qweight"][1, 3]) & 0xFFFFFFFF
+    assert [(word >> (4 * i)) & 0xF for i in range(8)] == q[8:16, 3].tolist()
+
+
+def test_from_gptq_rejects_act_order_and_bad_shapes():
+    qw = tinygemm.quantize(torch.randn(128, 16).half(), 64)
+    g = formats.to_gptq(qw)
+    perm = torch.randperm(128) // 64
+    with pytest.raises(ValueError, match="act-order"):
+        formats.from_gptq(g["qweight"], g["qzeros"], g["scales"], 64, g_idx=perm[torch.randperm(128)])
+    with pytest.raises(ValueError, match="scales must be"):
+        formats.from_gptq(g["qweight"], g["qzeros"], g["scales"][:1], 64)

@@ -1,0 +1,88 @@
+"""The harness's statistics and policies (pure C++ in every build), and its Python-side errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinygemm import _C, timing
+
+
+def test_summarize_matches_numpy():
+    rng = np.random.default_rng(0)
+    v = rng.lognormal(size=101).tolist()
+    s = _C.summarize(v)
+    assert s.n == 101
+    assert s.median == pytest.approx(np.median(v))
+    assert s.p10 == pytest.approx(np.percentile(v, 10))
+    assert s.p90 == pytest.approx(np.percentile(v, 90))
+    assert s.mean == pytest.approx(np.mean(v))
+    assert s.stdev == pytest.approx(np.std(v, ddof=1))
+    assert s.min == min(v) and s.max == max(v)
+
+
+def test_percentile_interpolates():
+    assert _C.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    with pytest.raises(ValueError):
+        _C.percentile([], 0.5)
+
+
+def test_median_spread_shrinks_with_samples_and_is_infinite_when_tiny():
+    rng = np.random.default_rng(1)
+    small = _C.summarize(rng.normal(100, 1, 20).tolist()).median_rel_spread
+    large = _C.summarize(rng.normal(100, 1, 2000).tolist()).median_rel_spread
+    assert large < small
+    assert math.isinf(_C.summarize([1.0, 2.0]).median_rel_spread)
+    assert _C.summarize([5.0] * 50).median_rel_spread == 0.0
+
+
+def test_stopping_rule():
+    tight = _C.summarize([10.0 + 0.001 * i for i in range(20)])
+    noisy = _C.summarize([10.0 * (1 + (i % 2)) for i in range(20)])
+    # stops once the median is known well enough and min_samples is met
+    assert _C.should_stop(tight, 0.01, 10, 1000, 1.0, 1000.0)
+    assert not _C.should_stop(tight, 0.01, 30, 1000, 1.0, 1000.0)
+    # keeps sampling a noisy measurement ... until the budget or max_samples runs out
+    assert not _C.should_stop(noisy, 0.01, 10, 1000, 1.0, 1000.0)
+    assert _C.should_stop(noisy, 0.01, 10, 1000, 2000.0, 1000.0)
+    assert _C.should_stop(noisy, 0.01, 10, 20, 1.0, 1000.0)
+
+
+def test_mode_policy():
+    o = timing.options()
+    assert _C.choose_mode(3.0, o) == _C.TimingMode.graph
+    assert _C.choose_mode(50.0, o) == _C.TimingMode.event
+    o = timing.options(mode="event")
+    assert _C.choose_mode(3.0, o) == _C.TimingMode.event
+    o = timing.options()
+    assert 10 <= _C.graph_launch_count(2.0, o) <= 500
+    assert _C.graph_launch_count(2.0, o) > _C.graph_launch_count(8.0, o)
+    o.graph_launches = 7
+    assert _C.graph_launch_count(2.0, o) == 7
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(l2="warm"), "l2 must be"),
+    (dict(mode="fast"), "mode must be"),
+    (dict(target=0), "target must be"),
+    (dict(min_samples=5, max_samples=2), "min_samples"),
+])
+def test_bad_options_are_value_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        timing.options(**kw)
+
+
+def test_measure_without_gpu_says_why():
+    import tinygemm
+
+    if tinygemm.gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="GPU"):
+        timing.measure(lambda: None)
+
+
+def test_measure_argument_errors():
+    with pytest.raises(ValueError, match="exactly one"):
+        timing.measure()
+    with pytest.raises(ValueError, match="exactly one"):
+        timing.measure(lambda: None, fns=[lambda: None])

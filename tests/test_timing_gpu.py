@@ -1,0 +1,58 @@
+"""The harness against physical facts: a kernel of known length, L2 behaviour, graph mode."""
+
+import pytest
+import torch
+
+from tinygemm import _C, ceilings, timing
+from tinygemm._ext import stream_handle
+
+pytestmark = pytest.mark.gpu
+
+
+def test_spin_kernel_measured_within_2_percent():
+    t = timing.measure(lambda: _C.spin(200_000, stream_handle()), l2="hot", mode="event")
+    assert t.mode == "event" and t.samples >= 10
+    assert abs(t.median_us - 200.0) / 200.0 < 0.02, t
+
+
+def test_cold_l2_read_is_bounded_by_bandwidth_and_hot_is_faster():
+    nbytes = 40 * 1000 * 1000
+    buf = torch.randint(0, 2**30, (nbytes // 4,), dtype=torch.int32, device="cuda")
+    sink = torch.zeros(1, dtype=torch.int32, device="cuda")
+
+    def read():
+        _C.read_buffer(buf.data_ptr(), nbytes, sink.data_ptr(), stream_handle())
+
+    bw = ceilings.copy_bandwidth_gbps()
+    floor_us = nbytes / (bw * 1e3)
+    cold = timing.measure(read, l2="cold", mode="event")
+    hot = timing.measure(read, l2="hot", mode="event")
+    assert cold.median_us >= 0.95 * floor_us, (cold.median_us, floor_us, bw)
+    assert hot.median_us < floor_us, (hot.median_us, floor_us)
+
+
+def test_graph_mode_beats_per_launch_timing_on_a_tiny_kernel():
+    fn = lambda: _C.spin(2_000, stream_handle())  # noqa: E731
+    event = timing.measure(fn, l2="hot", mode="event")
+    graph = timing.measure(fn, l2="hot", mode="graph")
+    assert graph.mode == "graph" and graph.ops_per_sample >= 10
+    assert graph.median_us < event.median_us, (graph.median_us, event.median_us)
+
+
+def test_auto_mode_and_rotation_labels():
+    x = torch.randn(1, 4096, device="cuda").half()
+    ws = [torch.randn(4096, 4096, device="cuda").half() for _ in range(2)]
+    one = timing.measure(lambda: x @ ws[0])
+    assert one.mode == "graph" and one.l2 == "cold-first"
+    copies = timing.rotation_copies(ws[0].numel() * 2)
+    ws = [torch.randn(4096, 4096, device="cuda").half() for _ in range(copies)]
+    rot = timing.measure(fns=[(lambda w=w: x @ w) for w in ws], bytes_per_call=ws[0].numel() * 2)
+    assert rot.mode == "graph" and rot.l2 == "cold"
+    assert rot.median_us > one.median_us * 0.5
+
+
+def test_clock_is_read():
+    t = timing.measure(lambda: _C.spin(50_000, stream_handle()), l2="hot")
+    assert t.clock_source in ("nvml", "rocm_smi") or t.clock_source.startswith("none")
+    if t.clock_source == "nvml":
+        assert t.sm_clock_mhz_max > 0

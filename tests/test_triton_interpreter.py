@@ -1,0 +1,57 @@
+"""The Triton kernels in Triton's CPU interpreter, against the fp32 reference (CI has no GPU).
+
+The interpreter's bf16 tl.dot is broken (a plain 16x16 bf16 dot is wrong there), so the GEMM runs
+in fp16 here; bf16 is covered on the GPU (test_w4a16_gpu.py).
+"""
+
+import os
+
+import pytest
+import torch
+
+import tinygemm
+from tinygemm import reference as R
+from tinygemm.nn import Int4Linear
+
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
+                                reason="interpreter tests (run where no GPU is present)")
+
+
+@pytest.mark.parametrize("gs", [32, 64, 128, -1])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("M,K,N", [(1, 128, 32), (5, 256, 48), (17, 192, 64)])
+def test_w4a16_gemm_interpreted(gs, symmetric, M, K, N):
+    if gs > 0 and K % gs:
+        pytest.skip("K not a multiple of the group")
+    qw = tinygemm.quantize(torch.randn(K, N).half(), gs, symmetric)
+    x = torch.randn(M, K).half()
+    y = tinygemm.w4a16_matmul(x, qw, backend="triton")
+    ref = R.w4a16_ref(x, qw)
+    assert y.shape == (M, N)
+    assert R.rel_error(y, ref) <= R.tolerance(R.rel_error(R.w4a16_lowp(x, qw), ref))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("gs", [32, 128, -1])
+def test_w4_dequant_interpreted(dtype, gs):
+    qw = tinygemm.quantize(torch.randn(256, 48).to(dtype), gs, symmetric=False)
+    w = torch.ops.tinygemm.w4_dequant_triton(qw.qweight, qw.scales, qw.zeros, gs)
+    exact = tinygemm.dequantize(qw, torch.float32)
+    # one rounding to the output dtype (the interpreter truncates to bf16: up to twice that error)
+    assert R.rel_error(w, exact) <= 2 * R.rel_error(exact.to(dtype), exact) + 1e-6
+
+
+def test_int4linear_and_validation_interpreted():
+    lin = torch.nn.Linear(128, 32, bias=True).half()
+    q = Int4Linear.from_linear(lin, group_size=64, backend="triton")
+    x = torch.randn(2, 3, 128).half()
+    y = q(x)
+    ref = R.w4a16_ref(x.reshape(-1, 128), q.quantized_weight).reshape(2, 3, 32) + lin.bias.float()
+    assert y.shape == (2, 3, 32)
+    assert R.rel_error(y, ref) < 1e-2
+    with pytest.raises(ValueError, match="same dtype"):
+        tinygemm.w4a16_matmul(x.float(), q.quantized_weight, backend="triton")
+    with pytest.raises(ValueError, match="last dimension"):
+        tinygemm.w4a16_matmul(torch.randn(2, 64).half(), q.quantized_weight)
+    with pytest.raises(ValueError, match="backend"):
+        tinygemm.w4a16_matmul(x, q.quantized_weight, backend="marlin")
