@@ -16,9 +16,9 @@
 
 namespace tg {
 
-// Chunks each warp has in flight per loop iteration (x n_tiles 16-byte loads per lane): with 8 warps
-// per block and 2+ blocks per SM that keeps ~32-64 KB of loads outstanding per SM, above what
-// Little's law asks at 3 TB/s.
+// Chunks per pipeline stage at n_tiles = 1 (one stage at n_tiles >= 2); two stages are in flight, so
+// each lane keeps 2 x 64 bytes of weights outstanding: with 8 warps per block and 2+ blocks per SM,
+// ~64 KB per SM, above the ~23 KB Little's law asks at 3 TB/s and ~1 us latency.
 constexpr int kGemvUnroll = 2;
 
 struct GemvConfig {

@@ -93,31 +93,145 @@ __device__ __forceinline__ std::uint32_t pack2(T v) {
 // Weights are read exactly once: stream them past L1 and mark them evict-first in L2.
 __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 
+// One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
+// NT >= 2 already has NT 16-byte loads per lane per chunk, so one chunk per stage keeps the same
+// bytes in flight (64 per lane) at lower register cost.
+template <typename T, int GS, bool ASYM, int NT, int MT>
+struct GemvStage {
+  static constexpr int kChunks = NT >= 2 ? 1 : 2;
+  static constexpr int NG = GS == 32 ? 2 : 1;  // scale groups per 64-deep chunk
+  int4 wq[kChunks][NT];
+  uint2 xv[kChunks][MT][4];
+  float sc[kChunks][NT][NG][2];
+  std::uint32_t zm[kChunks][NT][NG][2];
+};
+
+template <typename T, int GS, bool ASYM, int NT, int MT>
+struct GemvCtx {
+  const T* xrow[MT];
+  bool xok[MT], tok[NT];
+  const int4* qw;
+  const T *scales, *zeros;
+  int N, chunks, tile0, lane, g;
+  std::uint32_t zsym;
+};
+
+template <typename T, int GS, bool ASYM, int NT, int MT>
+__device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, const GemvCtx<T, GS, ASYM, NT, MT>& cx,
+                                           int c0, int stride) {
+  using S = GemvStage<T, GS, ASYM, NT, MT>;
+#pragma unroll
+  for (int u = 0; u < S::kChunks; ++u) {
+    const int c = c0 + u * stride;
+    const bool cok = c < cx.chunks;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+      st.wq[u][nt] = cok && cx.tok[nt]
+                         ? load_stream(cx.qw + (static_cast<std::size_t>(cx.tile0 + nt) * cx.chunks + c) * 32 + cx.lane)
+                         : make_int4(0, 0, 0, 0);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        st.xv[u][mt][j] = cok && cx.xok[mt] ? *reinterpret_cast<const uint2*>(cx.xrow[mt] + c * 64 + 16 * j)
+                                            : make_uint2(0, 0);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int gi = 0; gi < S::NG; ++gi) {
+        const std::size_t at = static_cast<std::size_t>(GS > 0 ? (c * 64 + gi * 32) / GS : 0) * cx.N +
+                               (cx.tile0 + nt) * 16 + cx.g;
+        const bool ok = cok && cx.tok[nt];
+        if (GS > 0) {
+          st.sc[u][nt][gi][0] = ok ? Traits<T>::to_float(cx.scales[at]) : 0.f;
+          st.sc[u][nt][gi][1] = ok ? Traits<T>::to_float(cx.scales[at + 8]) : 0.f;
+        }
+        if (ASYM) {
+          st.zm[u][nt][gi][0] = pack2(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at]) : 0.f)));
+          st.zm[u][nt][gi][1] = pack2(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at + 8]) : 0.f)));
+        } else {
+          st.zm[u][nt][gi][0] = st.zm[u][nt][gi][1] = cx.zsym;
+        }
+      }
+  }
+}
+
+template <typename T, int GS, bool ASYM, int NT, int MT>
+__device__ __forceinline__ void compute_stage(const GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4]) {
+  using S = GemvStage<T, GS, ASYM, NT, MT>;
+  constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
+#pragma unroll
+  for (int u = 0; u < S::kChunks; ++u) {
+    float part[NT][MT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int gi = S::NG == 2 ? j / 2 : 0;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int4 w4 = st.wq[u][nt];
+        const std::uint32_t word = static_cast<std::uint32_t>(j == 0 ? w4.x : j == 1 ? w4.y : j == 2 ? w4.z : w4.w);
+        std::uint32_t a[4];
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          const std::uint32_t v = ((word >> (4 * p)) & 0x000F000Fu) | Traits<T>::kMagic2;
+          a[p] = sub2<T>(v, st.zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) mma_16816<T>(part[nt][mt], a, st.xv[u][mt][j].x, st.xv[u][mt][j].y);
+      }
+      if ((j + 1) % kGroupMmas == 0) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            const float s0 = GS > 0 ? st.sc[u][nt][gi][0] : 1.f, s1 = GS > 0 ? st.sc[u][nt][gi][1] : 1.f;
+            acc[nt][mt][0] += s0 * part[nt][mt][0];
+            acc[nt][mt][1] += s0 * part[nt][mt][1];
+            acc[nt][mt][2] += s1 * part[nt][mt][2];
+            acc[nt][mt][3] += s1 * part[nt][mt][3];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+          }
+      }
+    }
+  }
+}
+
 template <typename T, int GS, bool ASYM, int NT, int MT>
 __global__ void __launch_bounds__(256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
                                                              const T* __restrict__ scales,
                                                              const T* __restrict__ zeros, T* __restrict__ y,
                                                              int M, int N, int K) {
   extern __shared__ float red[];  // [warps][NT * 16][MT * 8]
+  using Stage = GemvStage<T, GS, ASYM, NT, MT>;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int tile0 = blockIdx.x * NT;
-  const int ntiles = N / 16, chunks = K / 64;
   const int m0 = blockIdx.y * 16;
-  // Groups per 64-deep chunk: group 32 splits a chunk in two; every other size applies per chunk.
-  constexpr int NG = GS == 32 ? 2 : 1;
-
-  const T* xrow[MT];
-  bool xok[MT];
+  GemvCtx<T, GS, ASYM, NT, MT> cx;
+  cx.qw = qw;
+  cx.scales = scales;
+  cx.zeros = zeros;
+  cx.N = N;
+  cx.chunks = K / 64;
+  cx.tile0 = blockIdx.x * NT;
+  cx.lane = lane;
+  cx.g = g;
+  // 1024 + 8 (fp16) or 128 + 8 (bf16): the symmetric format's implicit zero point.
+  cx.zsym = pack2(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
-    xok[mt] = m < M;
-    xrow[mt] = x + static_cast<std::size_t>(xok[mt] ? m : 0) * K + 4 * t;
+    cx.xok[mt] = m < M;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 4 * t;
   }
-  bool tok[NT];
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) tok[nt] = tile0 + nt < ntiles;
+  for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
 
   float acc[NT][MT][4];
 #pragma unroll
@@ -127,97 +241,22 @@ __global__ void __launch_bounds__(256) w4a16_gemv_mma_kernel(const T* __restrict
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[nt][mt][i] = 0.f;
 
-  // 1024 + 8 (fp16) or 128 + 8 (bf16): the symmetric format's implicit zero point.
-  const std::uint32_t zsym = pack2(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
-
-  for (int c0 = warp; c0 < chunks; c0 += kGemvUnroll * warps) {
-    int4 wq[kGemvUnroll][NT];
-    uint2 xv[kGemvUnroll][MT][4];
-    float sc[kGemvUnroll][NT][NG][2];
-    std::uint32_t zm[kGemvUnroll][NT][NG][2];
-    // loads for kGemvUnroll chunks first, so they are all in flight before the first use
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const int c = c0 + u * warps;
-      const bool cok = c < chunks;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        wq[u][nt] = cok && tok[nt]
-                        ? load_stream(qw + (static_cast<std::size_t>(tile0 + nt) * chunks + c) * 32 + lane)
-                        : make_int4(0, 0, 0, 0);
-      }
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          xv[u][mt][j] = cok && xok[mt] ? *reinterpret_cast<const uint2*>(xrow[mt] + c * 64 + 16 * j)
-                                        : make_uint2(0, 0);
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int gi = 0; gi < NG; ++gi) {
-          const int grp = GS > 0 ? (c * 64 + gi * 32) / GS : 0;
-          const int n = (tile0 + nt) * 16 + g;
-          const bool ok = cok && tok[nt];
-          if (GS > 0) {
-            sc[u][nt][gi][0] = ok ? Traits<T>::to_float(scales[static_cast<std::size_t>(grp) * N + n]) : 0.f;
-            sc[u][nt][gi][1] = ok ? Traits<T>::to_float(scales[static_cast<std::size_t>(grp) * N + n + 8]) : 0.f;
-          }
-          if (ASYM) {
-            const float z0 = ok ? Traits<T>::to_float(zeros[static_cast<std::size_t>(grp) * N + n]) : 0.f;
-            const float z1 = ok ? Traits<T>::to_float(zeros[static_cast<std::size_t>(grp) * N + n + 8]) : 0.f;
-            zm[u][nt][gi][0] = pack2(Traits<T>::from_float(Traits<T>::kMagic + z0));
-            zm[u][nt][gi][1] = pack2(Traits<T>::from_float(Traits<T>::kMagic + z1));
-          } else {
-            zm[u][nt][gi][0] = zm[u][nt][gi][1] = zsym;
-          }
-        }
-    }
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      float part[NT][MT][4];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
-        const int gi = NG == 2 ? j / 2 : 0;
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          const std::uint32_t word =
-              static_cast<std::uint32_t>(j == 0 ? wq[u][nt].x : j == 1 ? wq[u][nt].y : j == 2 ? wq[u][nt].z : wq[u][nt].w);
-          std::uint32_t a[4];
-#pragma unroll
-          for (int p = 0; p < 4; ++p) {
-            const std::uint32_t v = ((word >> (4 * p)) & 0x000F000Fu) | Traits<T>::kMagic2;
-            a[p] = sub2<T>(v, zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
-          }
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma_16816<T>(part[nt][mt], a, xv[u][mt][j].x, xv[u][mt][j].y);
-        }
-        if ((j + 1) % kGroupMmas == 0) {
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-              const float s0 = GS > 0 ? sc[u][nt][gi][0] : 1.f, s1 = GS > 0 ? sc[u][nt][gi][1] : 1.f;
-              acc[nt][mt][0] += s0 * part[nt][mt][0];
-              acc[nt][mt][1] += s0 * part[nt][mt][1];
-              acc[nt][mt][2] += s1 * part[nt][mt][2];
-              acc[nt][mt][3] += s1 * part[nt][mt][3];
-#pragma unroll
-              for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
-            }
-        }
-      }
-    }
+  // Two register stages: the loads of the next stage are issued before the current one is
+  // computed, so every warp always has 2 x 64 bytes per lane in flight (latency-bound otherwise).
+  // Warp w takes chunks w, w + warps, w + 2 * warps, ...; a stage holds kChunks of them.
+  const int step = Stage::kChunks * warps;
+  Stage sa, sb;
+  load_stage(sa, cx, warp, warps);
+  for (int c0 = warp; c0 < cx.chunks; c0 += 2 * step) {
+    load_stage(sb, cx, c0 + step, warps);
+    compute_stage(sa, acc);
+    if (c0 + step >= cx.chunks) break;
+    load_stage(sa, cx, c0 + 2 * step, warps);
+    compute_stage(sb, acc);
   }
 
   // reduce the warps' K-slices through shared memory, then write y coalesced along n
+  const int tile0 = cx.tile0;
   constexpr int BN = NT * 16, BM = MT * 8;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)

@@ -29,7 +29,7 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
   // Want >= 2 blocks per SM (the whole grid resident in one wave) with as many tiles per block as
   // that allows: each extra tile reuses the same x loads.
   c.n_tiles = tiles >= 8 * sm_count ? 4 : tiles >= 4 * sm_count ? 2 : 1;
-  // 8 warps split K; with fewer than two unrolled iterations per warp, 4 warps keep each loop long
+  // 8 warps split K; with fewer than two pipeline stages per warp, 4 warps keep each loop long
   // enough for its loads to overlap.
   c.warps = chunks >= 8 * kGemvUnroll * 2 ? 8 : 4;
   return c;
