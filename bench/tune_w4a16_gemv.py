@@ -36,19 +36,18 @@ def main():
             y = torch.empty(M, N, device="cuda").half()
             h = _C.w4a16_gemv_config(M, N, K, dev.sm_count, 9)
             floor = (qw.nbytes() + 2 * M * (K + N)) / (bw * 1e3)
-            for nt in (1, 2, 4):
-                for warps in (4, 8):
-                    def fn(q, nt=nt, warps=warps):
-                        return lambda: _C.w4a16_gemv(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0,
-                                                     y.data_ptr(), M, N, K, 128, "float16", stream_handle(),
-                                                     nt, warps, 1)
-                    t = timing.measure(fns=[fn(q) for q in qws], bytes_per_call=qw.nbytes(), mode="graph")
-                    pick = nt == h["n_tiles"] and warps == h["warps"]
-                    rows.append(dict(layer=s.layer, K=K, N=N, M=M, n_tiles=nt, warps=warps, us=round(t.median_us, 3),
-                                     floor_us=round(floor, 3), pct_floor=round(100 * floor / t.median_us, 1),
-                                     heuristic=int(pick), l2=t.l2))
-                    print(f"{s.layer:14s} M={M:3d} nt={nt} w={warps} {t.median_us:8.2f} us  floor {floor:6.2f}"
-                          f"  {100 * floor / t.median_us:5.1f}%{'  <- heuristic' if pick else ''}")
+            for nt, warps in [(1, 4), (1, 8), (1, 16), (2, 4), (2, 8), (4, 8)]:
+                def fn(q, nt=nt, warps=warps):
+                    return lambda: _C.w4a16_gemv(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0,
+                                                 y.data_ptr(), M, N, K, 128, "float16", stream_handle(),
+                                                 nt, warps, 1)
+                t = timing.measure(fns=[fn(q) for q in qws], bytes_per_call=qw.nbytes(), mode="graph")
+                pick = nt == h["n_tiles"] and warps == h["warps"]
+                rows.append(dict(layer=s.layer, K=K, N=N, M=M, n_tiles=nt, warps=warps, us=round(t.median_us, 3),
+                                 floor_us=round(floor, 3), pct_floor=round(100 * floor / t.median_us, 1),
+                                 heuristic=int(pick), l2=t.l2))
+                print(f"{s.layer:14s} M={M:3d} nt={nt} w={warps} {t.median_us:8.2f} us  floor {floor:6.2f}"
+                      f"  {100 * floor / t.median_us:5.1f}%{'  <- heuristic' if pick else ''}")
     with open(a.out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

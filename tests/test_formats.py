@@ -18,7 +18,7 @@ def _layout_positions(K, N):
                 for j in range(4):
                     for p in range(8):
                         yield ((T * chunks + c) * 32 + lane) * 4 + j, p, \
-                            64 * c + 16 * j + 4 * t + 2 * ((p >> 1) & 1) + (p >> 2), 16 * T + g + 8 * (p & 1)
+                            64 * c + 32 * (j >> 1) + 8 * t + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2), 16 * T + g + 8 * (p & 1)
 
 
 def test_pack_follows_the_documented_layout():

@@ -92,6 +92,7 @@ class Timer {
   void* flush_buf_ = nullptr;
   int* sink_ = nullptr;
   std::size_t flush_bytes_ = 0;
+  double host_us_ = 0;         // host time to enqueue one call, from the last estimate_us
   std::string pci_bus_id_;
   std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
 };

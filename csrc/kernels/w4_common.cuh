@@ -10,7 +10,7 @@ namespace tg {
 // Position of nibble p of word (lane, j) inside its (16 n x 64 k) tile-chunk; see w4a16.h.
 __device__ __forceinline__ int nib_n(int lane, int p) { return (lane >> 2) + 8 * (p & 1); }
 __device__ __forceinline__ int nib_k(int lane, int j, int p) {
-  return 16 * j + 4 * (lane & 3) + 2 * ((p >> 1) & 1) + (p >> 2);
+  return 32 * (j >> 1) + 8 * (lane & 3) + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2);
 }
 
 template <typename T>

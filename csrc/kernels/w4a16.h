@@ -4,7 +4,8 @@
 //   int32 words, index ((tile * (K/64) + chunk) * 32 + lane) * 4 + j  with tile = n / 16,
 //   chunk = k / 64, lane = 4 * g + t (g = 0..7, t = 0..3), j = 0..3. Word (lane, j) of a
 //   (tile, chunk) holds the 8 nibbles p = 0..7 of
-//     n = 16 * tile + g + 8 * (p & 1),  k = 64 * chunk + 16 * j + 4 * t + 2 * ((p >> 1) & 1) + (p >> 2)
+//     n = 16 * tile + g + 8 * (p & 1),
+//     k = 64 * chunk + 32 * (j >> 1) + 8 * t + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2)
 //   at bits 4p..4p+3. Stored value q in 0..15; weight = (q - z) * s with z = 8 (symmetric) or the
 //   group's zero point, s the group's scale. scales / zeros: [K / group_size, N] in the activation
 //   dtype (group_size -1: one group, per channel).
@@ -23,7 +24,7 @@ constexpr int kGemvUnroll = 2;
 
 struct GemvConfig {
   int n_tiles = 0;  // 16-wide output tiles per block: 1, 2 or 4 (0 = heuristic)
-  int warps = 0;    // warps per block, splitting K between them: 4 or 8 (0 = heuristic)
+  int warps = 0;    // warps per block, splitting K between them: 4, 8, or 16 with n_tiles 1 (0 = heuristic)
   int impl = 0;     // 0 = best for the device, 1 = tensor-core mma (NVIDIA sm_80+), 2 = portable SIMT
 };
 

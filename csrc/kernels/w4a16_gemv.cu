@@ -101,7 +101,7 @@ struct GemvStage {
   static constexpr int kChunks = NT >= 2 ? 1 : 2;
   static constexpr int NG = GS == 32 ? 2 : 1;  // scale groups per 64-deep chunk
   int4 wq[kChunks][NT];
-  uint2 xv[kChunks][MT][4];
+  uint4 xv[kChunks][MT][2];  // [.., j / 2]: x,y feed mma j = 2h, z,w feed mma 2h + 1
   float sc[kChunks][NT][NG][2];
   std::uint32_t zm[kChunks][NT][NG][2];
 };
@@ -132,9 +132,9 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-        st.xv[u][mt][j] = cok && cx.xok[mt] ? *reinterpret_cast<const uint2*>(cx.xrow[mt] + c * 64 + 16 * j)
-                                            : make_uint2(0, 0);
+      for (int h = 0; h < 2; ++h)
+        st.xv[u][mt][h] = cok && cx.xok[mt] ? *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h)
+                                            : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -183,7 +183,10 @@ __device__ __forceinline__ void compute_stage(const GemvStage<T, GS, ASYM, NT, M
           a[p] = sub2<T>(v, st.zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
         }
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) mma_16816<T>(part[nt][mt], a, st.xv[u][mt][j].x, st.xv[u][mt][j].y);
+        for (int mt = 0; mt < MT; ++mt) {
+          const uint4& xb = st.xv[u][mt][j >> 1];
+          mma_16816<T>(part[nt][mt], a, (j & 1) ? xb.z : xb.x, (j & 1) ? xb.w : xb.y);
+        }
       }
       if ((j + 1) % kGroupMmas == 0) {
 #pragma unroll
@@ -203,8 +206,9 @@ __device__ __forceinline__ void compute_stage(const GemvStage<T, GS, ASYM, NT, M
   }
 }
 
+// 512 threads only for one tile per block (its ~54 registers fit 2 such blocks per SM).
 template <typename T, int GS, bool ASYM, int NT, int MT>
-__global__ void __launch_bounds__(256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
+__global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
                                                              const T* __restrict__ scales,
                                                              const T* __restrict__ zeros, T* __restrict__ y,
                                                              int M, int N, int K) {
@@ -228,7 +232,7 @@ __global__ void __launch_bounds__(256) w4a16_gemv_mma_kernel(const T* __restrict
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
     cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 4 * t;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
   }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
@@ -380,7 +384,7 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   TG_CHECK_ARG(M >= 1, "w4a16_gemv: M must be >= 1; got ", M);
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(qweight) % 16 == 0,
                "w4a16_gemv: packed weights must be 16-byte aligned (one 16-byte load per lane)");
-  TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(x) % 8 == 0, "w4a16_gemv: x must be 8-byte aligned");
+  TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "w4a16_gemv: x must be 16-byte aligned");
   int dev = 0, sms = 0, major = 0;
   TG_GPU_CHECK(cudaGetDevice(&dev));
   TG_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -391,7 +395,8 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   if (cfg.impl == 0) cfg.impl = h.impl;
   if (cfg.n_tiles == 0) cfg.n_tiles = h.n_tiles;
   if (cfg.warps == 0) cfg.warps = h.warps;
-  TG_CHECK_ARG(cfg.warps == 4 || cfg.warps == 8, "w4a16_gemv: warps must be 4 or 8; got ", cfg.warps);
+  TG_CHECK_ARG(cfg.warps == 4 || cfg.warps == 8 || (cfg.warps == 16 && cfg.n_tiles == 1),
+               "w4a16_gemv: warps must be 4 or 8 (or 16 with n_tiles 1); got warps ", cfg.warps, ", n_tiles ", cfg.n_tiles);
   auto st = as_stream(stream);
   if (cfg.impl == 1) {
 #if defined(TINYGEMM_HIP)

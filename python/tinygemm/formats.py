@@ -8,7 +8,8 @@ Scales (and zero points) are [K / group_size, N] in the activations' dtype (fp16
 tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the Triton kernels):
   int32 words shaped [N/16 tiles, K/64 chunks, 32 lanes, 4 words]. Word j of lane 4g+t of a
   (tile, chunk) holds nibble p (bits 4p..4p+3) of
-      n = 16*tile + g + 8*(p & 1),   k = 64*chunk + 16*j + 4*t + 2*((p >> 1) & 1) + (p >> 2)
+      n = 16*tile + g + 8*(p & 1),
+      k = 64*chunk + 32*(j >> 1) + 8*t + 4*(j & 1) + 2*((p >> 1) & 1) + (p >> 2)
   Why:
   - a (tile, chunk) is 512 contiguous bytes and each lane's 4 words are 16 contiguous bytes, so a
     warp reads it with one fully coalesced 16-byte load per lane;
@@ -16,8 +17,9 @@ tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the
     mma.m16n8k16 (rows g and g+8), so no shuffles are needed between load and tensor core;
   - nibbles p and p+4 sit 16 bits apart, so one AND with 0x000F000F and one OR with the exponent
     bits of 1024.0 (fp16) or 128.0 (bf16) turn two of them into an exact half2 (1024 + q);
-  - physical k inside an mma is permuted so that the lane's activations are 4 consecutive values
-    (one 8-byte load), and each mma covers 16 consecutive k, so any group size >= 16 is aligned.
+  - physical k is permuted so that a lane's activations for mmas j = 0, 1 (and 2, 3) are 8
+    consecutive values: one 16-byte load feeds two mmas; mmas 0-1 cover k 0..31 of the chunk and
+    2-3 cover 32..63, so group sizes 32 and up stay aligned.
   Requirements: N % 16 == 0, K % 64 == 0, K % group_size == 0.
 """
 
@@ -134,9 +136,10 @@ def pack(q: torch.Tensor) -> torch.Tensor:
     """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in tinygemm's layout."""
     K, N = q.shape
     check_shape(K, N, -1)
-    # k = 64 c + 16 j + 4 t + 2 i1 + i0 ;  n = 16 T + 8 h + g ;  nibble p = 4 i0 + 2 i1 + h
-    v = q.to(torch.int32).reshape(K // 64, 4, 4, 2, 2, N // 16, 2, 8)  # c j t i1 i0 T h g
-    v = v.permute(5, 0, 7, 2, 1, 4, 3, 6)  # T c g t j i0 i1 h
+    # k = 64 c + 32 jh + 8 t + 4 jl + 2 i1 + i0 (j = 2 jh + jl) ;  n = 16 T + 8 h + g ;
+    # nibble p = 4 i0 + 2 i1 + h
+    v = q.to(torch.int32).reshape(K // 64, 2, 4, 2, 2, 2, N // 16, 2, 8)  # c jh t jl i1 i0 T h g
+    v = v.permute(6, 0, 8, 2, 1, 3, 5, 4, 7)  # T c g t jh jl i0 i1 h
     v = v.reshape(N // 16, K // 64, 32, 4, 8)
     shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=q.device)
     # sum of disjoint nibbles == bitwise or; int32 wraps for nibble 7, as a packed word should
@@ -151,8 +154,8 @@ def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
         raise ValueError(f"packed weights for K={K}, N={N} must have shape {expected}; got {tuple(words.shape)}")
     shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=words.device)
     nib = (words[..., None] >> shifts) & 0xF  # T c lane j p
-    nib = nib.reshape(N // 16, K // 64, 8, 4, 4, 2, 2, 2)  # T c g t j i0 i1 h
-    nib = nib.permute(1, 4, 3, 6, 5, 0, 7, 2)  # c j t i1 i0 T h g
+    nib = nib.reshape(N // 16, K // 64, 8, 4, 2, 2, 2, 2, 2)  # T c g t jh jl i0 i1 h
+    nib = nib.permute(1, 4, 3, 5, 7, 6, 0, 8, 2)  # c jh t jl i1 i0 T h g
     return nib.reshape(K, N).to(torch.uint8)
 
 

@@ -57,8 +57,8 @@ def validate(x: torch.Tensor | None, qweight: torch.Tensor, scales: torch.Tensor
             raise ValueError(f"all tensors must be on one device; {name} is on {t.device}, qweight on {qweight.device}")
     if gpu and qweight.data_ptr() % 16:
         raise ValueError("qweight must be 16-byte aligned (each lane reads 16 bytes)")
-    if gpu and x is not None and x.data_ptr() % 8:
-        raise ValueError("x must be 8-byte aligned (each lane reads 4 consecutive values)")
+    if gpu and x is not None and x.data_ptr() % 16:
+        raise ValueError("x must be 16-byte aligned (each lane reads 8 consecutive values)")
     return K, N
 
 

@@ -4,7 +4,7 @@ Reading the layout in Triton: a block loads the words of BT tiles x BC chunks as
 [(tile, g), (chunk, t, j)] (rows of 64 contiguous bytes), then expands each word's 8 nibbles with
 one broadcast shift into [(tile, g), h, (chunk, t, j), s] and reshapes it to [(tile, g, h), k'].
 Row (tile, g, h) is output column n = 16*tile + 8*h + g; reduction index k' = (chunk, t, j, s) is
-physical k = 64*chunk + 16*j + 4*t + s. The dot product does not care about the order of k, so x is
+physical k = 64*chunk + 32*(j // 2) + 8*t + 4*(j % 2) + s. The dot product does not care about the order of k, so x is
 loaded in the same permuted order instead of moving nibbles around. Weights become exact integers
 (q - z) in the activation dtype; the group scale multiplies the fp32 partial product.
 """
@@ -57,7 +57,8 @@ def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, M, N, K, stride_xm, st
     m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     mmask = m < M
     kk = tl.arange(0, 64 * BC)
-    kl = (kk // 64) * 64 + ((kk // 4) % 4) * 16 + ((kk // 16) % 4) * 4 + kk % 4  # physical k in the block
+    j = (kk // 4) % 4
+    kl = (kk // 64) * 64 + (j // 2) * 32 + ((kk // 16) % 4) * 8 + (j % 2) * 4 + kk % 4  # physical k in the block
     acc = tl.zeros((BLOCK_M, 16 * BT), dtype=tl.float32)
     for c0 in range(0, chunks, BC):
         q = _load_q(w_ptr, pid_n, c0, chunks, ntiles, BT, BC).to(tl.float32)
@@ -162,7 +163,8 @@ def _w4_dequant_kernel(w_ptr, s_ptr, z_ptr, out_ptr, N, K, GS: tl.constexpr, HAS
     rr = tl.arange(0, 16 * BT)
     n = pid_n * BT * 16 + (rr // 16) * 16 + (rr % 2) * 8 + (rr // 2) % 8
     kk = tl.arange(0, 64 * BC)
-    kp = c0 * 64 + (kk // 64) * 64 + ((kk // 4) % 4) * 16 + ((kk // 16) % 4) * 4 + kk % 4
+    j = (kk // 4) % 4
+    kp = c0 * 64 + (kk // 64) * 64 + (j // 2) * 32 + ((kk // 16) % 4) * 8 + (j % 2) * 4 + kk % 4
     mask = (n < N)[:, None] & (kp < K)[None, :]
     grp = kp * 0
     if GS > 0:
