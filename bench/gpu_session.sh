@@ -39,7 +39,10 @@ except ValueError as e: print('caught', e)"
       python3 -X faulthandler -c "import torch, tinygemm
 try: tinygemm._C.check_w4_shape(256, 100, -1, 'float16')
 except ValueError as e: print('caught with torch', e)"
-      python3 -m pytest tests/test_timing_gpu.py -q -x -p no:cacheprovider 2>&1 | tail -30 ;;
+      cuda-gdb -batch -ex run -ex bt --args python3 -c "import tinygemm._C as c
+try: c.check_w4_shape(256, 100, -1, 'float16')
+except ValueError as e: print('caught', e)" 2>&1 | grep -vE "^\[(New|Thread)" | tail -30
+      python3 -m pytest tests/test_timing_gpu.py -q -p no:cacheprovider 2>&1 | tail -30 ;;
     tune)
       log "GEMV configuration sweep"
       python3 bench/tune_w4a16_gemv.py --out "$OUT/tune_w4a16_gemv.csv" 2>&1 | tail -60 ;;

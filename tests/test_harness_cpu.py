@@ -86,3 +86,17 @@ def test_measure_argument_errors():
         timing.measure()
     with pytest.raises(ValueError, match="exactly one"):
         timing.measure(lambda: None, fns=[lambda: None])
+
+
+def test_gemv_heuristic_follows_the_measurements():
+    # H100 (132 SMs), Llama-3-8B TP1: what bench/results/h100/tune_w4a16_gemv.csv measured fastest
+    cfg = lambda M, K, N: tuple(_C.w4a16_gemv_config(M, N, K, 132, 9)[k] for k in ("n_tiles", "warps"))  # noqa: E731
+    assert cfg(1, 4096, 6144) == (1, 8)
+    assert cfg(1, 4096, 4096) == (1, 16)
+    assert cfg(1, 4096, 28672) == (2, 8)
+    assert cfg(1, 14336, 4096) == (1, 16)
+    assert cfg(16, 4096, 6144) == (1, 4)
+    assert cfg(16, 4096, 4096) == (1, 8)
+    assert cfg(16, 4096, 28672) == (2, 4)
+    assert cfg(16, 14336, 4096) == (1, 8)
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"] == 2  # pre-Ampere: portable path

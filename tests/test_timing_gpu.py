@@ -40,12 +40,13 @@ def test_graph_mode_beats_per_launch_timing_on_a_tiny_kernel():
 
 
 def test_auto_mode_and_rotation_labels():
-    x = torch.randn(1, 4096, device="cuda").half()
-    ws = [torch.randn(4096, 4096, device="cuda").half() for _ in range(2)]
+    # an 8 MB weight: ~3 us cold, so auto mode picks graphs
+    x = torch.randn(1, 2048, device="cuda").half()
+    ws = [torch.randn(2048, 2048, device="cuda").half() for _ in range(2)]
     one = timing.measure(lambda: x @ ws[0])
     assert one.mode == "graph" and one.l2 == "cold-first"
     copies = timing.rotation_copies(ws[0].numel() * 2)
-    ws = [torch.randn(4096, 4096, device="cuda").half() for _ in range(copies)]
+    ws = [torch.randn(2048, 2048, device="cuda").half() for _ in range(copies)]
     rot = timing.measure(fns=[(lambda w=w: x @ w) for w in ws], bytes_per_call=ws[0].numel() * 2)
     assert rot.mode == "graph" and rot.l2 == "cold"
     assert rot.median_us > one.median_us * 0.5

@@ -17,7 +17,6 @@ void check_w4_shape(int N, int K, int group_size, DType dtype) {
 }
 
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
-  (void)M;
   GemvConfig c;
 #if defined(TINYGEMM_HIP)
   c.impl = 2;
@@ -26,12 +25,18 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
   c.impl = cc_major >= 8 ? 1 : 2;  // mma.m16n8k16 with bf16 needs sm_80
 #endif
   const int tiles = N / 16, chunks = K / 64;
-  // Want >= 2 blocks per SM (the whole grid resident in one wave) with as many tiles per block as
-  // that allows: each extra tile reuses the same x loads.
-  c.n_tiles = tiles >= 8 * sm_count ? 4 : tiles >= 4 * sm_count ? 2 : 1;
-  // 8 warps split K; with fewer than two pipeline stages per warp, 4 warps keep each loop long
-  // enough for its loads to overlap.
-  c.warps = chunks >= 8 * kGemvUnroll * 2 ? 8 : 4;
+  // Measured on an H100 over Llama-3-8B's layers (bench/tune_w4a16_gemv.py, committed results):
+  // - two tiles per block once N gives > 8 tiles per SM (each extra tile reuses the block's x loads);
+  //   four never won;
+  // - when the grid fits in one wave (<= 2 tiles per SM), more warps per block split K finer and
+  //   keep more loads in flight: 16 warps at M <= 8, 8 for two m8 tiles (twice the registers);
+  //   otherwise 8 (M <= 8) or 4 warps, so that several blocks share each SM.
+  c.n_tiles = tiles >= 8 * sm_count ? 2 : 1;
+  const bool one_wave = tiles <= 2 * sm_count;
+  if (M <= 8)
+    c.warps = one_wave && chunks >= 64 ? 16 : chunks >= 32 ? 8 : 4;
+  else
+    c.warps = one_wave && chunks >= 64 ? 8 : 4;
   return c;
 }
 
