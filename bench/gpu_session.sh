@@ -54,7 +54,9 @@ except ValueError as e: print('caught', e)" 2>&1 | grep -vE "^\[(New|Thread)" | 
       python3 bench/harness_vs_ncu.py --out "$OUT/harness_vs_ncu.csv" 2>&1 | tail -20 ;;
     bench)
       log "python -m tinygemm.bench (defaults)"
-      python3 -m tinygemm.bench --out "$OUT/bench-default" 2>&1 | tail -40 ;;
+      python3 -m tinygemm.bench --out "$OUT/bench-default" --force 2>&1 | tail -40 ;;
+    list)
+      python3 -m tinygemm.bench --list-backends 2>&1 | tail -30 ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac
 done

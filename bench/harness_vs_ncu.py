@@ -1,0 +1,47 @@
+"""Cross-check: the harness's median against Nsight Compute's gpu__time_duration for
+tinygemm-bench-gemm at five sizes from ~10 us to ~5 ms (both cold L2; ncu flushes caches between
+passes by default and runs with --clock-control none, as the harness measures the card as it is).
+
+    python bench/harness_vs_ncu.py --out harness_vs_ncu.csv
+"""
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+
+from tinygemm.profile import run_ncu
+
+SIZES = [(16, 4096, 4096), (256, 4096, 6144), (1024, 4096, 14336), (4096, 4096, 14336), (8192, 8192, 16384)]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default="harness_vs_ncu.csv")
+    p.add_argument("--ncu-launches", type=int, default=5, help="profiled launches per size (median taken)")
+    a = p.parse_args()
+    exe = shutil.which("tinygemm-bench-gemm")
+    rows = []
+    for m, k, n in SIZES:
+        args = [exe, "--m", str(m), "--n", str(n), "--k", str(k), "--mode", "event"]
+        h = json.loads(subprocess.run(args + ["--json", "-"], capture_output=True, text=True, check=True).stdout)
+        times = []
+        for _ in range(a.ncu_launches):
+            times += [r["gpu__time_duration.sum_us"] for r in run_ncu(args + ["--profile"], ["gpu__time_duration.sum"])]
+        times.sort()
+        ncu_us = times[len(times) // 2]
+        diff = 100 * (h["median_us"] - ncu_us) / ncu_us
+        rows.append(dict(m=m, n=n, k=k, harness_median_us=round(h["median_us"], 3), harness_samples=h["samples"],
+                         ncu_median_us=round(ncu_us, 3), ncu_launches=len(times), diff_pct=round(diff, 2)))
+        print(f"M={m:5d} N={n:6d} K={k:6d}  harness {h['median_us']:10.2f} us  ncu {ncu_us:10.2f} us  {diff:+6.2f}%")
+    with open(a.out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    worst = max(abs(r["diff_pct"]) for r in rows)
+    print(f"worst difference {worst:.2f}% ({'within' if worst <= 3 else 'OUTSIDE'} 3%)")
+
+
+if __name__ == "__main__":
+    main()

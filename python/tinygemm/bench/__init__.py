@@ -1,0 +1,1 @@
+"""python -m tinygemm.bench (see __main__.py)."""

@@ -1,0 +1,241 @@
+"""python -m tinygemm.bench: how fast every GEMM backend runs for an LLM's linear layers, at every batch size.
+
+    python -m tinygemm.bench                                  # Llama-3-8B TP1, vLLM batch sizes, all backends
+    python -m tinygemm.bench --model Llama-3-70B --tp 4 8 --batches decode
+    python -m tinygemm.bench --kn 4096,14336 --backends torch_matmul --batches 4:32768:4 --kernel-names
+    python -m tinygemm.bench --list-backends
+
+Writes results.csv (one tidy row per shape x backend x batch size), results.json (device, clocks,
+versions, measured ceilings, the command line) and, with --export-seed, the seed experiments' CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+
+from .. import shapes as S
+
+
+def parse_args(argv: list[str] | None):
+    p = argparse.ArgumentParser(prog="python -m tinygemm.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("shapes")
+    g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B); known: {', '.join(S.MODELS)}")
+    g.add_argument("--tp", nargs="+", type=int, default=[1], help="tensor-parallel sizes (default 1)")
+    g.add_argument("--module", default="all", help=f"one layer or 'all': {', '.join(S.LAYERS)}")
+    g.add_argument("--shapes", default=None, help="custom GEMMs 'M,K,N;M,K,N' (instead of models)")
+    g.add_argument("--kn", action="append", default=None, help="custom weight 'K,N' (repeatable), with --batches")
+    g.add_argument("--batches", default="vllm",
+                   help=f"{', '.join(S.NAMED_BATCHES)}, a range a:b[:step] or a list (default vllm)")
+    g = p.add_argument_group("backends")
+    g.add_argument("--backends", default="default",
+                   help="'default', 'all' (variants too) or a comma-separated list of names")
+    g.add_argument("--list-backends", action="store_true", help="list backends and why any is unavailable")
+    g.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16", help="activation dtype")
+    g.add_argument("--group-size", type=int, default=128, choices=[32, 64, 128, -1])
+    g.add_argument("--asym", action="store_true", help="INT4 with zero points (AWQ) instead of symmetric (GPTQ)")
+    g = p.add_argument_group("timing")
+    g.add_argument("--l2", choices=["cold", "hot"], default="cold")
+    g.add_argument("--mode", choices=["auto", "event", "graph"], default="auto")
+    g.add_argument("--target", type=float, default=0.01, help="relative spread of the median to stop at")
+    g.add_argument("--min-samples", type=int, default=10)
+    g.add_argument("--max-samples", type=int, default=200)
+    g.add_argument("--budget-ms", type=float, default=500.0, help="sampling time budget per point")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output directory (default ./tinygemm-results/<gpu>-<time>)")
+    g.add_argument("--resume", action="store_true", help="skip rows already in OUT/results.csv")
+    g.add_argument("--force", action="store_true", help="overwrite an existing OUT/results.csv")
+    g.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    g.add_argument("--no-refcheck", action="store_true", help="skip the fp32 reference check")
+    g.add_argument("--kernel-names", action="store_true", help="record the kernels each backend runs (profiler)")
+    g.add_argument("--export-seed", action="store_true", help="also write the seed experiments' CSV formats")
+    g.add_argument("--quiet", action="store_true")
+    return p, p.parse_args(argv)
+
+
+def build_plan(a) -> list:
+    from .runner import Shape
+
+    batches = S.parse_batches(a.batches)
+    if a.shapes:
+        if a.model or a.kn:
+            raise ValueError("--shapes replaces --model and --kn; give only one of them")
+        by_kn: dict[tuple[int, int], list[int]] = {}
+        for m, k, n in S.parse_custom_shapes(a.shapes):
+            by_kn.setdefault((k, n), []).append(m)
+        return [Shape("custom", "custom", 1, k, n, sorted(set(ms))) for (k, n), ms in by_kn.items()]
+    plan = [Shape("custom", "custom", 1, *S.parse_kn(kn), batches) for kn in (a.kn or [])]
+    if a.model or not a.kn:
+        seen = set()
+        for s in S.select(a.model or ["Llama-3-8B"], a.tp, a.module):
+            if (s.model, s.tp, s.K, s.N) not in seen:  # a layer repeated in one model/tp is measured once
+                seen.add((s.model, s.tp, s.K, s.N))
+                plan.append(Shape(s.model, s.layer, s.tp, s.K, s.N, batches))
+    return plan
+
+
+def select_backends(spec: str, reg: dict) -> tuple[list, list[tuple[str, str]]]:
+    """(usable backends, [(name, why not)] for the asked-for ones that cannot run here)."""
+    if spec in ("default", "all"):
+        names = [n for n, b in reg.items() if spec == "all" or b.default]
+    else:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        unknown = [n for n in names if n not in reg]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+    usable, off = [], []
+    for n in names:
+        why = reg[n].unavailable()
+        (off.append((n, why)) if why else usable.append(reg[n]))
+    return usable, off
+
+
+def list_backends(reg: dict) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="tinygemm backends")
+    for c in ("backend", "op", "default", "status"):
+        t.add_column(c)
+    for n, b in reg.items():
+        why = b.unavailable()
+        t.add_row(n, b.op, "yes" if b.default else "", "[green]available[/]" if why is None else f"[red]{why}[/]")
+    Console().print(t)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, a = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        plan = build_plan(a)
+    except ValueError as e:
+        parser.error(str(e))
+    if a.dry_run:
+        n = sum(len(s.batches) for s in plan)
+        print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
+        for s in plan:
+            print(f"  {s.model:24s} {s.layer:28s} tp={s.tp:<2d} K={s.K:<6d} N={s.N:<6d} "
+                  f"M={s.batches[0]}..{s.batches[-1]} ({len(s.batches)})")
+        return 0
+
+    import torch
+
+    from .. import _C, ceilings, gpus, results
+    from .._ext import gpu_available
+    from ..backends import registry
+
+    reg = registry()
+    if a.list_backends:
+        return list_backends(reg)
+    if not gpu_available():
+        print("tinygemm.bench needs a GPU: " + ("this tinygemm build has no GPU support (reinstall with a CUDA "
+              "toolkit or ROCm present)" if _C.gpu_backend == "cpu" else "no GPU is visible to torch"),
+              file=sys.stderr)
+        return 2
+    try:
+        backends, off = select_backends(a.backends, reg)
+    except ValueError as e:
+        parser.error(str(e))
+    dev = _C.device_info()
+    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}")
+    os.makedirs(out, exist_ok=True)
+    csv_path = os.path.join(out, "results.csv")
+    if os.path.exists(csv_path) and not (a.resume or a.force):
+        parser.error(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
+    done = results.done_keys(csv_path) if a.resume else set()
+
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=a.quiet)
+    for n, why in off:
+        console.print(f"[yellow]skipping {n}[/]: {why}")
+    if not backends:
+        console.print("[red]no requested backend can run here[/]")
+        return 2
+    peaks = gpus.peaks(dev.name)
+    console.print(f"{dev.name}: measuring ceilings (copy bandwidth, bf16 matmul) ...")
+    ceil = {"copy_gbps": ceilings.copy_bandwidth_gbps(), "matmul_tflops": ceilings.matmul_tflops(torch.bfloat16)}
+    device = {"name": dev.name, "arch": dev.arch, "sm_count": dev.sm_count, "l2_bytes": dev.l2_bytes,
+              "memory_bytes": dev.total_mem_bytes, "driver_version": dev.driver_version,
+              "runtime_version": dev.runtime_version, "datasheet": peaks or "not in gpu_specs.csv"}
+
+    from .runner import Options, Stats, run_shape
+
+    opts = Options(dtype=torch.float16 if a.dtype == "fp16" else torch.bfloat16, group_size=a.group_size,
+                   symmetric=not a.asym, refcheck=not a.no_refcheck, kernel_names=a.kernel_names, peaks=peaks,
+                   ceilings=ceil, timing=dict(l2=a.l2, mode=a.mode, target=a.target, min_samples=a.min_samples,
+                                              max_samples=a.max_samples, budget_ms=a.budget_ms))
+    writer = results.CsvWriter(csv_path, append=a.resume)
+    stats = Stats()
+    total = sum(len(s.batches) for s in plan) * len(backends)
+    t0 = time.perf_counter()
+    summary: list[dict] = []
+    interrupted = False
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=a.quiet) as prog:
+        task = prog.add_task("sweep", total=total - len(done))
+
+        def advance(row):
+            summary.append(row)
+            prog.update(task, advance=1, description=f"{row['backend']:>22s} K={row['K']} N={row['N']} M={row['M']}")
+
+        try:
+            for shape in plan:
+                run_shape(shape, backends, opts, writer.write, done, stats, advance)
+        except KeyboardInterrupt:
+            interrupted = True
+    writer.close()
+    wall = time.perf_counter() - t0
+    meta = results.metadata(argv, device, ceil, {
+        "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
+        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted})
+    results.write_json(os.path.join(out, "results.json"), meta)
+    if a.export_seed:
+        rows = results.read_rows(csv_path)
+        files = results.export_seed(rows, out, dev.name, torch.__version__, meta["versions"]["vllm"])
+        console.print(f"seed-format exports: {len(files)} files")
+    print_summary(summary, console)
+    console.print(f"{stats.points} points in {wall:.1f} s (timed kernels {stats.timed_s:.1f} s); "
+                  f"results in {csv_path}")
+    if interrupted:
+        console.print("[yellow]interrupted: every finished row is in the CSV; --resume continues[/]")
+        return 130
+    return 0
+
+
+def print_summary(rows: list[dict], console) -> None:
+    """Per backend, the median time summed over the layers, at a few batch sizes."""
+    from rich.table import Table
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return
+    Ms = sorted({int(r["M"]) for r in ok})
+    show = [m for m in (1, 4, 16, 64, 256, 512, 1024, 4096) if m in Ms] or Ms[:6]
+    t = Table(title="time summed over the layers (us); * = fastest")
+    t.add_column("backend")
+    for m in show:
+        t.add_column(f"M={m}", justify="right")
+    sums = {}
+    for r in ok:
+        if int(r["M"]) in show:
+            sums.setdefault(r["backend"], {}).setdefault(int(r["M"]), 0.0)
+            sums[r["backend"]][int(r["M"])] += float(r["time_us"])
+    best = {m: min((v[m] for v in sums.values() if m in v), default=None) for m in show}
+    for b, v in sums.items():
+        t.add_row(b, *[("" if m not in v else f"{v[m]:.1f}{'*' if v[m] == best[m] else ''}") for m in show])
+    console.print(t)
+    bad = [r for r in rows if r.get("status") not in ("ok", "unsupported")]
+    if bad:
+        console.print(f"[red]{len(bad)} rows with status wrong/oom/error[/] (see the status and note columns)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

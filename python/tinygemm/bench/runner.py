@@ -1,0 +1,182 @@
+"""The sweep: for each weight shape, each backend prepares its weights once (outside timing), then
+every batch size is checked against the fp32 reference and timed with the harness.
+
+One row per (shape, backend, M). A backend that cannot run a shape, runs out of memory or fails is
+recorded with that status and its reason, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import _C, timing
+from ..backends import Backend, Prepared, Problem
+from ..results import row_key
+
+# rows of x checked against the reference per point: both ends plus a random sample (cheap at any M)
+REF_ROWS = 64
+
+
+@dataclass
+class Shape:
+    model: str
+    layer: str
+    tp: int
+    K: int
+    N: int
+    batches: list[int]
+
+
+@dataclass
+class Options:
+    dtype: torch.dtype = torch.float16
+    group_size: int = 128
+    symmetric: bool = True
+    timing: dict = field(default_factory=dict)   # tinygemm.timing.options(...) keywords
+    refcheck: bool = True
+    kernel_names: bool = False
+    peaks: dict | None = None                     # datasheet peaks (tinygemm.gpus.peaks)
+    ceilings: dict = field(default_factory=dict)  # measured: copy_gbps, matmul_tflops
+
+
+@dataclass
+class Stats:
+    points: int = 0
+    timed_s: float = 0.0      # sum over points of (median time x samples): the timed kernels
+    wall_s: float = 0.0
+
+
+def _sample_rows(M: int, device) -> torch.Tensor:
+    if M <= REF_ROWS:
+        return torch.arange(M, device=device)
+    mid = torch.randperm(M - 2, device=device)[: REF_ROWS - 2] + 1
+    return torch.cat([torch.tensor([0, M - 1], device=device), mid]).unique()
+
+
+def _max_rel_err(y: torch.Tensor, xref: torch.Tensor, ref_w: torch.Tensor) -> float:
+    from ..reference import matmul_ref, max_rel_error
+
+    rows = _sample_rows(y.shape[0], y.device)
+    return max_rel_error(y[rows], matmul_ref(xref[rows], ref_w))
+
+
+def _kernel_names(fn) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    names = []
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA and e.name not in names:
+            names.append(e.name)
+    return ";".join(n[:120] for n in names)
+
+
+def _peak_for(backend: Backend, dtype: torch.dtype, peaks: dict | None) -> float | None:
+    if not peaks:
+        return None
+    if backend.op == "scaled_mm":
+        return peaks.get("fp8")
+    return peaks.get("bf16") if dtype == torch.bfloat16 else peaks.get("fp16")
+
+
+def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
+    return {"op": backend.op, "backend": backend.name, "model": shape.model, "layer": shape.layer, "tp": shape.tp,
+            "M": M, "N": shape.N, "K": shape.K, "act_dtype": str(opts.dtype).removeprefix("torch."),
+            "group_size": opts.group_size}
+
+
+def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
+                  stats: Stats) -> dict:
+    row = base_row(shape, backend, M, opts)
+    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6, note=prep.note)
+    xin, xref = prep.input(x)
+    # correctness first: one run outside timing, against the fp32 reference
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    y = prep.call(prep.states[0], xin)
+    torch.cuda.synchronize()
+    transient = torch.cuda.max_memory_allocated() - before
+    row["peak_mem_mb"] = (prep.weight_bytes + prep.workspace_bytes + max(transient, 0)) / 1e6
+    err = _max_rel_err(y, xref, prep.ref_w) if opts.refcheck else None
+    row["max_rel_err"] = err if err is not None else ""
+    del y
+    # graph-mode candidates rotate through weight copies so every launch misses in L2
+    t_opts = timing.options(**opts.timing)
+    one = lambda: prep.call(prep.states[0], xin)  # noqa: E731
+    est = timing.timer().estimate_us(one, 3)
+    if _C.choose_mode(est, t_opts) == _C.TimingMode.graph and t_opts.l2 == _C.L2Mode.cold:
+        free = torch.cuda.mem_get_info()[0]
+        want = timing.rotation_copies(max(prep.weight_bytes, 1))
+        prep.add_copies(max(1, min(want, int(0.5 * free // max(prep.weight_bytes, 1)))))
+    fns = [(lambda s=s: prep.call(s, xin)) for s in prep.states]
+    t = timing.measure(fns=fns, bytes_per_call=prep.weight_bytes, **opts.timing)
+    stats.timed_s += t.median_us * t.samples * 1e-6
+    flops = 2.0 * M * shape.N * shape.K
+    x_bytes = M * shape.K * (1 if backend.op == "scaled_mm" else torch.finfo(prep.x_dtype).bits // 8)
+    nbytes = prep.weight_bytes + x_bytes + M * shape.N * 2
+    tflops = flops / (t.median_us * 1e6)
+    gbps = nbytes / (t.median_us * 1e3)
+    peak = _peak_for(backend, opts.dtype, opts.peaks)
+    row.update(
+        timing_mode=t.mode, l2=t.l2, time_us=t.median_us, time_us_min=t.min_us, time_us_p10=t.p10_us,
+        time_us_p90=t.p90_us, samples=t.samples, tflops=tflops, gbps=gbps,
+        pct_peak_flops=100 * tflops / peak if peak else "",
+        pct_peak_bw=100 * gbps / opts.peaks["mem_bw_gbs"] if opts.peaks and opts.peaks.get("mem_bw_gbs") else "",
+        pct_measured_bw=100 * gbps / opts.ceilings["copy_gbps"] if opts.ceilings.get("copy_gbps") else "",
+        pct_measured_flops=100 * tflops / opts.ceilings["matmul_tflops"] if opts.ceilings.get("matmul_tflops") else "",
+        sm_clock_mhz=t.sm_clock_mhz_min, clock_sagged=int(t.clock_sagged),
+        kernel_names=_kernel_names(one) if opts.kernel_names else "",
+    )
+    if err is not None and err > backend.tolerance:
+        row.update(status="wrong", note=f"max_rel_err {err:.3g} > tolerance {backend.tolerance:g}; {row['note']}")
+    else:
+        row["status"] = "ok"
+    return row
+
+
+def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done: set, stats: Stats, advance) -> None:
+    """All backends and batch sizes of one weight shape."""
+    p = Problem(shape.K, shape.N, opts.dtype, opts.group_size, opts.symmetric)
+    gen = torch.Generator(device="cuda").manual_seed(hash((shape.K, shape.N)) % 2**31)
+    # y ~ N(0, 1) entries: x ~ N(0, 1), W ~ N(0, 1/K); never zeros
+    w = torch.randn(shape.K, shape.N, device="cuda", generator=gen) / shape.K**0.5
+    x_all = torch.randn(max(shape.batches), shape.K, device="cuda", generator=gen).to(opts.dtype)
+    for b in backends:
+        todo = [M for M in shape.batches if row_key(base_row(shape, b, M, opts)) not in done]
+        if not todo:
+            continue
+        reason = b.unsupported(p)
+        prep = None
+        if reason is None:
+            try:
+                prep = b.prepare(w, p)
+            except torch.cuda.OutOfMemoryError as e:
+                reason, status = f"out of memory preparing weights: {str(e).splitlines()[0]}", "oom"
+            except Exception as e:  # a backend's failure is a row, not the end of the sweep
+                reason, status = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "error"
+        else:
+            status = "unsupported"
+        for M in todo:
+            t0 = time.perf_counter()
+            if prep is None:
+                row = {**base_row(shape, b, M, opts), "status": status, "note": reason}
+            else:
+                try:
+                    row = measure_point(prep, b, shape, M, x_all[:M], opts, stats)
+                except torch.cuda.OutOfMemoryError as e:
+                    torch.cuda.empty_cache()
+                    row = {**base_row(shape, b, M, opts), "status": "oom", "note": str(e).splitlines()[0][:200]}
+                except Exception as e:
+                    row = {**base_row(shape, b, M, opts), "status": "error",
+                           "note": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+                stats.points += 1
+            write(row)
+            stats.wall_s += time.perf_counter() - t0
+            advance(row)
+        del prep
+        torch.cuda.empty_cache()

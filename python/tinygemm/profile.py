@@ -1,0 +1,155 @@
+"""Profile a tinygemm-bench-* binary (or any program) with Nsight Compute or rocprofv3, as CSV.
+
+    python -m tinygemm.profile ncu -- tinygemm-bench-gemm --m 16 --n 4096 --k 4096 --profile
+    python -m tinygemm.profile rocprof -- tinygemm-bench-gemm --m 16 --profile
+
+ncu runs with --clock-control none (the card's clocks as they are, like every other tinygemm
+number) and --profile-from-start off, so only what the program brackets with cudaProfilerStart/Stop
+is profiled: the binaries' --profile mode does that for one launch, and tinygemm.profile.region()
+does it for Python code. Output: one CSV row per kernel with the metrics as columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+DEFAULT_METRICS = [
+    "gpu__time_duration.sum",
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+    "sm__throughput.avg.pct_of_peak_sustained_elapsed",
+    "sm__warps_active.avg.pct_of_peak_sustained_active",  # achieved occupancy
+    "dram__bytes_read.sum",
+]
+
+
+def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "ncu") -> list[str]:
+    return [ncu, "--clock-control", "none", "--profile-from-start", "off", "--metrics", ",".join(metrics),
+            "--csv", "--log-file", log_file, *cmd]
+
+
+def parse_ncu_csv(text: str) -> list[dict]:
+    """ncu's long CSV (one line per kernel x metric) -> one dict per kernel launch."""
+    lines = [ln for ln in text.splitlines() if ln.startswith('"')]
+    if not lines:
+        return []
+    kernels: dict[str, dict] = {}
+    for r in csv.DictReader(io.StringIO("\n".join(lines))):
+        k = kernels.setdefault(r["ID"], {"id": int(r["ID"]), "kernel": r["Kernel Name"], "grid": r.get("Grid Size", ""),
+                                         "block": r.get("Block Size", "")})
+        unit = r.get("Metric Unit", "")
+        value = r["Metric Value"].replace(",", "")
+        try:
+            v = float(value)
+        except ValueError:
+            v = value
+        if r["Metric Name"] == "gpu__time_duration.sum" and isinstance(v, float):
+            v = v * {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}.get(unit, 1.0)
+            k["gpu__time_duration.sum_us"] = v
+        else:
+            k[r["Metric Name"] + (f" ({unit})" if unit and unit != "%" else "")] = v
+    return sorted(kernels.values(), key=lambda d: d["id"])
+
+
+def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None) -> list[dict]:
+    ncu = ncu or shutil.which("ncu") or next((p for p in ("/usr/local/cuda/bin/ncu",) if os.path.exists(p)), None)
+    if ncu is None:
+        raise RuntimeError("Nsight Compute (ncu) is not on PATH")
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "ncu.csv")
+        r = subprocess.run(ncu_command(cmd, metrics or DEFAULT_METRICS, log, ncu), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"ncu failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
+        with open(log) as f:
+            return parse_ncu_csv(f.read())
+
+
+def parse_rocprof_csv(text: str) -> list[dict]:
+    """rocprofv3 --kernel-trace CSV -> [{kernel, gpu__time_duration.sum_us}]."""
+    out = []
+    for i, r in enumerate(csv.DictReader(io.StringIO(text))):
+        out.append({"id": i, "kernel": r["Kernel_Name"],
+                    "gpu__time_duration.sum_us": (int(r["End_Timestamp"]) - int(r["Start_Timestamp"])) / 1e3})
+    return out
+
+
+def run_rocprof(cmd: list[str]) -> list[dict]:
+    exe = shutil.which("rocprofv3")
+    if exe is None:
+        raise RuntimeError("rocprofv3 is not on PATH")
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([exe, "--kernel-trace", "--output-format", "csv", "-d", d, "--", *cmd],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"rocprofv3 failed (exit {r.returncode}): {r.stderr.strip()[-500:]}")
+        for root, _, files in os.walk(d):
+            for f in files:
+                if f.endswith("kernel_trace.csv"):
+                    with open(os.path.join(root, f)) as fh:
+                        return parse_rocprof_csv(fh.read())
+    raise RuntimeError("rocprofv3 wrote no kernel_trace.csv")
+
+
+@contextlib.contextmanager
+def region(name: str = "tinygemm"):
+    """Profile the Python code inside (cudaProfilerStart/Stop + an NVTX range), for ncu --profile-from-start off."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    torch.cuda.nvtx.range_push(name)
+    try:
+        yield
+        torch.cuda.synchronize()
+    finally:
+        torch.cuda.nvtx.range_pop()
+        torch.cuda.profiler.stop()
+
+
+def write_csv(rows: list[dict], path: str | None) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    f = open(path, "w", newline="") if path else sys.stdout
+    w = csv.DictWriter(f, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    if path:
+        f.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        print("usage: python -m tinygemm.profile {ncu,rocprof} [--metrics a,b] [-o OUT.csv] -- PROGRAM [ARGS]",
+              file=sys.stderr)
+        return 2
+    i = argv.index("--")
+    p = argparse.ArgumentParser(prog="python -m tinygemm.profile")
+    p.add_argument("tool", choices=["ncu", "rocprof"])
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
+    p.add_argument("-o", "--output", default=None)
+    a = p.parse_args(argv[:i])
+    cmd = argv[i + 1:]
+    if not cmd:
+        p.error("no program after --")
+    try:
+        rows = run_ncu(cmd, a.metrics.split(",")) if a.tool == "ncu" else run_rocprof(cmd)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not rows:
+        print("error: the profiler captured no kernel (does the program bracket its work with "
+              "cudaProfilerStart/Stop, e.g. the binaries' --profile?)", file=sys.stderr)
+        return 1
+    write_csv(rows, a.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The tidy result row, its CSV, the run's JSON sidecar, and the seed-compatible exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import re
+import sys
+from datetime import datetime, timezone
+
+COLUMNS = [
+    "op", "backend", "model", "layer", "tp", "M", "N", "K", "act_dtype", "weight_format", "group_size",
+    "timing_mode", "l2", "time_us", "time_us_min", "time_us_p10", "time_us_p90", "samples", "tflops", "gbps",
+    "pct_peak_flops", "pct_peak_bw", "pct_measured_bw", "pct_measured_flops", "weight_mb", "peak_mem_mb",
+    "max_rel_err", "kernel_names", "sm_clock_mhz", "clock_sagged", "status", "note",
+]
+KEY = ("backend", "model", "layer", "tp", "M", "N", "K", "act_dtype", "group_size")
+STATUSES = ("ok", "wrong", "unsupported", "oom", "error")
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(str(row.get(k, "")) for k in KEY)
+
+
+class CsvWriter:
+    """Appends rows and flushes each one: an interrupted sweep keeps every finished row."""
+
+    def __init__(self, path: str, append: bool):
+        new = not (append and os.path.exists(path) and os.path.getsize(path) > 0)
+        self._f = open(path, "a" if not new else "w", newline="")
+        self._w = csv.DictWriter(self._f, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            self._w.writeheader()
+            self._f.flush()
+
+    def write(self, row: dict) -> None:
+        self._w.writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def read_rows(path: str, required: tuple[str, ...] = ("backend", "M", "N", "K", "time_us")) -> list[dict]:
+    """Rows of a tidy results CSV; a foreign CSV gets an error naming the missing columns."""
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        missing = [c for c in required if c not in (r.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} is not a tinygemm results CSV: missing columns {', '.join(missing)}")
+        return list(r)
+
+
+def done_keys(path: str) -> set[tuple]:
+    """Keys of rows already measured (for --resume): every finished row, whatever its status."""
+    if not os.path.exists(path):
+        return set()
+    return {row_key(r) for r in read_rows(path, required=KEY)}
+
+
+def metadata(argv: list[str], device: dict, ceilings: dict, extra: dict) -> dict:
+    import torch
+
+    from . import __version__
+    from .backends import _vllm
+
+    versions = {"tinygemm": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                "cuda": torch.version.cuda, "rocm": torch.version.hip}
+    try:
+        import triton
+
+        versions["triton"] = triton.__version__
+    except ImportError:
+        versions["triton"] = None
+    v = _vllm.load()
+    versions["vllm"] = None if isinstance(v, str) else v.version
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join([os.path.basename(sys.executable), "-m", "tinygemm.bench", *argv]),
+            "device": device, "versions": versions, "measured_ceilings": ceilings, **extra}
+
+
+def write_json(path: str, data: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+
+
+def gpu_tag(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+def export_seed(rows: list[dict], out_dir: str, gpu: str, torch_version: str, vllm_version: str | None) -> list[str]:
+    """The seed experiments' per-shape CSVs (shared/seeds/000): views of the tidy rows.
+
+    torchgemm_<GPU>_torch_<ver>_K<K>_N<N>_dtype<dtype>.csv: batch,kernel_time,flops,utils,kernel_name
+    Marlin_<GPU>_vllm_<ver>_K<K>_N<N>_gptq_int8.csv:          batch,time,flops,utils
+    kernel_time / time in milliseconds, flops in TFLOP/s, utils = fraction of the datasheet peak.
+    """
+    written = []
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        if r["backend"] == "torch_matmul":
+            groups.setdefault(("torch", r["K"], r["N"], r["act_dtype"]), []).append(r)
+        elif r["backend"] == "marlin_uint8b128" and vllm_version:
+            groups.setdefault(("marlin", r["K"], r["N"], ""), []).append(r)
+    for (kind, K, N, dt), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: int(r["M"]))
+        util = lambda r: float(r["pct_peak_flops"]) / 100 if r.get("pct_peak_flops") not in ("", None) else ""  # noqa: E731
+        if kind == "torch":
+            path = os.path.join(out_dir, f"torchgemm_{gpu_tag(gpu)}_torch_{torch_version}_K{K}_N{N}_dtype{dt}.csv")
+            header = ["batch", "kernel_time", "flops", "utils", "kernel_name"]
+            body = [[r["M"], float(r["time_us"]) / 1e3, r["tflops"], util(r), r.get("kernel_names", "")] for r in rs]
+        else:
+            path = os.path.join(out_dir, f"Marlin_{gpu_tag(gpu)}_vllm_{vllm_version}_K{K}_N{N}_gptq_int8.csv")
+            header = ["batch", "time", "flops", "utils"]
+            body = [[r["M"], float(r["time_us"]) / 1e3, r["tflops"], util(r)] for r in rs]
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(body)
+        written.append(path)
+    return written
