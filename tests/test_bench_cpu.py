@@ -1,0 +1,118 @@
+"""The bench CLI's plan, backend selection, CSV schema, exports and resume (no GPU needed)."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tinygemm import results
+from tinygemm.backends import registry
+from tinygemm.bench.__main__ import build_plan, parse_args, select_backends
+
+
+def plan(*argv):
+    _, a = parse_args(list(argv))
+    return build_plan(a)
+
+
+def test_default_plan_is_llama3_8b_tp1_vllm_batches():
+    p = plan()
+    assert [(s.layer, s.K, s.N) for s in p] == [("qkv_proj", 4096, 6144), ("o_proj", 4096, 4096),
+                                                 ("gate_up_proj", 4096, 28672), ("down_proj", 14336, 4096)]
+    assert len(p[0].batches) == 51 and p[0].batches[-1] == 512
+
+
+def test_custom_shapes_and_kn():
+    p = plan("--shapes", "1,4096,4096;8,4096,4096;4,1024,2048")
+    assert {(s.K, s.N): s.batches for s in p} == {(4096, 4096): [1, 8], (1024, 2048): [4]}
+    p = plan("--kn", "4096,14336", "--batches", "4:32:4")
+    assert len(p) == 1 and p[0].batches == list(range(4, 33, 4))
+    p = plan("--model", "Llama-3-8B", "--tp", "2", "--module", "gate_up_proj")
+    assert [(s.K, s.N) for s in p] == [(4096, 14336)]
+
+
+def test_select_backends():
+    reg = registry()
+    with pytest.raises(ValueError, match="unknown backend"):
+        select_backends("torch_matmul,cublas9000", reg)
+    usable, off = select_backends("default", reg)
+    assert {n for n, _ in off} | {b.name for b in usable} == {n for n, b in reg.items() if b.default}
+    assert all(why for _, why in off)  # every unavailable backend says why
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinygemm.bench", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--batches", "0:3"], "batch list"),
+    (["--model", "GPT-9"], "unknown model"),
+    (["--module", "mlp"], "unknown module"),
+    (["--shapes", "1,2"], "M,K,N"),
+    (["--shapes", "1,64,64", "--model", "Llama-3-8B"], "--shapes replaces"),
+])
+def test_cli_errors_exit_2(args, msg):
+    r = cli(*args, "--dry-run")
+    assert r.returncode == 2 and msg in r.stderr
+
+
+def test_dry_run_prints_the_plan():
+    r = cli("--model", "Mixtral-8x7B", "--tp", "2", "--dry-run")
+    assert r.returncode == 0 and "experts.w13" in r.stdout and "K=4096" in r.stdout
+
+
+def test_no_gpu_is_a_clear_error():
+    import tinygemm
+
+    if tinygemm.gpu_available():
+        pytest.skip("a GPU is present")
+    r = cli("--batches", "1")
+    assert r.returncode == 2 and "needs a GPU" in r.stderr
+
+
+def _row(backend, M, t, **kw):
+    base = {"op": "matmul", "backend": backend, "model": "custom", "layer": "custom", "tp": 1, "M": M, "N": 4096,
+            "K": 4096, "act_dtype": "float16", "group_size": 128, "time_us": t, "tflops": 2 * M * 4096 * 4096 / t / 1e6,
+            "pct_peak_flops": 10.0, "kernel_names": "sm90_xmma", "status": "ok"}
+    return {**base, **kw}
+
+
+def test_csv_roundtrip_resume_keys_and_seed_export(tmp_path):
+    path = tmp_path / "results.csv"
+    w = results.CsvWriter(str(path), append=False)
+    for M in (4, 8):
+        w.write(_row("torch_matmul", M, 10.0 + M))
+    w.close()
+    w = results.CsvWriter(str(path), append=True)  # resume appends without a second header
+    w.write(_row("marlin_uint8b128", 4, 20.0, op="marlin"))
+    w.close()
+    rows = results.read_rows(str(path))
+    assert [r["backend"] for r in rows] == ["torch_matmul", "torch_matmul", "marlin_uint8b128"]
+    assert list(rows[0]) == results.COLUMNS
+    assert results.row_key(_row("torch_matmul", 8, 1.0)) in results.done_keys(str(path))
+    files = results.export_seed(rows, str(tmp_path), "NVIDIA H100 80GB HBM3", "2.11.0", "0.26.0")
+    names = sorted(os.path.basename(f) for f in files)
+    assert names == ["Marlin_NVIDIA_H100_80GB_HBM3_vllm_0.26.0_K4096_N4096_gptq_int8.csv",
+                     "torchgemm_NVIDIA_H100_80GB_HBM3_torch_2.11.0_K4096_N4096_dtypefloat16.csv"]
+    t = list(csv.DictReader(open(tmp_path / names[1])))
+    assert list(t[0]) == ["batch", "kernel_time", "flops", "utils", "kernel_name"]
+    assert float(t[0]["kernel_time"]) == pytest.approx(0.014) and float(t[0]["utils"]) == pytest.approx(0.1)
+
+
+def test_foreign_csv_names_missing_columns(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="missing columns backend, M, N, K, time_us"):
+        results.read_rows(str(p))
+
+
+def test_gpu_peaks_table():
+    from tinygemm import gpus
+
+    h = gpus.peaks("NVIDIA H100 80GB HBM3")
+    assert h["row"] == "H100-SXM5-80GB" and h["fp16"] == pytest.approx(989.4) and h["mem_bw_gbs"] == 3350
+    assert gpus.peaks("NVIDIA H100 PCIe")["row"] == "H100-PCIe-80GB"
+    assert gpus.peaks("NVIDIA H200")["fp8"] == pytest.approx(1978.9)
+    assert gpus.peaks("Some Future GPU") is None
