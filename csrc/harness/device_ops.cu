@@ -19,8 +19,13 @@ __global__ void read_buffer_kernel(const int4* __restrict__ buf, std::size_t n, 
 
 __device__ __forceinline__ std::uint64_t global_ns() {
 #if defined(TINYGEMM_HIP)
-  // wall_clock64 ticks at a fixed rate (100 MHz on CDNA); converted by the host-supplied period.
-  return wall_clock64();
+  // The constant-rate real-time counter (100 MHz on CDNA; what wall_clock64 reads in newer ROCm),
+  // converted to nanoseconds by the host. Host compilation passes see a stub.
+#if defined(__HIP_DEVICE_COMPILE__)
+  return __builtin_amdgcn_s_memrealtime();
+#else
+  return 0;
+#endif
 #else
   std::uint64_t t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -42,11 +47,15 @@ __device__ __forceinline__ float hash_uniform(std::uint64_t seed, std::size_t i)
   return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
 }
 
+__device__ inline void store_as(float* p, float v) { *p = v; }
+__device__ inline void store_as(tg_half* p, float v) { *p = __float2half_rn(v); }
+__device__ inline void store_as(tg_bf16* p, float v) { *p = float_to_bf16(v); }
+
 template <typename T>
 __global__ void fill_kernel(T* p, std::size_t n, float lo, float hi, std::uint64_t seed) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x)
-    p[i] = static_cast<T>(lo + (hi - lo) * hash_uniform(seed, i));
+    store_as(p + i, lo + (hi - lo) * hash_uniform(seed, i));
 }
 
 }  // namespace
@@ -64,9 +73,11 @@ void read_buffer(const void* buf, std::size_t bytes, int* sink, std::uintptr_t s
 void spin(std::uint64_t ns, std::uintptr_t stream) {
   std::uint64_t ticks = ns;
 #if defined(TINYGEMM_HIP)
-  int dev = 0, khz = 0;
+  int dev = 0, khz = 100000;  // wall_clock64 runs at 100 MHz on CDNA; newer ROCm reports it
   TG_GPU_CHECK(hipGetDevice(&dev));
+#if HIP_VERSION >= 50300000
   TG_GPU_CHECK(hipDeviceGetAttribute(&khz, hipDeviceAttributeWallClockRate, dev));
+#endif
   ticks = ns * static_cast<std::uint64_t>(khz) / 1000000ull;
 #endif
   spin_kernel<<<1, 1, 0, as_stream(stream)>>>(ticks);

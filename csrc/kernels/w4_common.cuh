@@ -31,8 +31,8 @@ struct Traits<tg_bf16> {
   // 0x4300 is 128.0 in bf16 (ulp 1): the same trick with bf16's 7-bit mantissa.
   static constexpr std::uint32_t kMagic2 = 0x43004300u;
   static constexpr float kMagic = 128.0f;
-  __device__ static float to_float(tg_bf16 v) { return __bfloat162float(v); }
-  __device__ static tg_bf16 from_float(float v) { return __float2bfloat16_rn(v); }
+  __device__ static float to_float(tg_bf16 v) { return bf16_to_float(v); }
+  __device__ static tg_bf16 from_float(float v) { return float_to_bf16(v); }
 };
 
 }  // namespace tg

@@ -5,7 +5,12 @@
 #if defined(__HIPCC__) || defined(TINYGEMM_HIP)
 #include <hip/hip_runtime.h>
 #include <hip/hip_fp16.h>
+#if __has_include(<hip/hip_bf16.h>)  // ROCm 5.7+
 #include <hip/hip_bf16.h>
+#define TINYGEMM_HIP_NEW_BF16 1
+#else                                 // older ROCm (Debian's 5.2): the hip_bfloat16 struct
+#include <hip/hip_bfloat16.h>
+#endif
 #define TINYGEMM_HIP 1
 #define cudaError_t hipError_t
 #define cudaSuccess hipSuccess
@@ -54,7 +59,11 @@
 #define cudaDriverGetVersion hipDriverGetVersion
 #define cudaRuntimeGetVersion hipRuntimeGetVersion
 using tg_half = __half;
+#if defined(TINYGEMM_HIP_NEW_BF16)
 using tg_bf16 = __hip_bfloat16;
+#else
+using tg_bf16 = hip_bfloat16;
+#endif
 #else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -79,5 +88,21 @@ constexpr int kWarpSize = 32;
 #endif
 
 inline cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+// bf16 <-> float, whichever bf16 type the toolkit has
+__host__ __device__ inline float bf16_to_float(tg_bf16 v) {
+#if defined(TINYGEMM_HIP) && !defined(TINYGEMM_HIP_NEW_BF16)
+  return static_cast<float>(v);
+#else
+  return __bfloat162float(v);
+#endif
+}
+__host__ __device__ inline tg_bf16 float_to_bf16(float v) {
+#if defined(TINYGEMM_HIP) && !defined(TINYGEMM_HIP_NEW_BF16)
+  return tg_bf16(v);
+#else
+  return __float2bfloat16_rn(v);
+#endif
+}
 
 }  // namespace tg

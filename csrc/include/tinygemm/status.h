@@ -3,17 +3,26 @@
 // Plain C++: kernels' host launchers, the harness, the bindings and the binaries all include it.
 #pragma once
 
-#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace tg {
 
+// Messages are built without iostreams: on a machine whose process had loaded another libstdc++
+// (a GPU machine's own GCC build), formatting through std::ostringstream's locale crashed.
+inline std::string to_str(const std::string& s) { return s; }
+inline std::string to_str(const char* s) { return s; }
+template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<std::decay_t<T>>>>
+std::string to_str(T v) {
+  return std::to_string(v);
+}
+
 template <typename... Args>
 std::string cat(Args&&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
+  std::string s;
+  ((s += to_str(args)), ...);
+  return s;
 }
 
 // Thrown by every GPU entry point of a build that has no CUDA or HIP (CPU-only install).
