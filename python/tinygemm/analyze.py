@@ -1,0 +1,345 @@
+"""Turn result CSVs into answers: efficiency cliffs, split-GEMM opportunities, comparisons, aiter CSVs.
+
+    python -m tinygemm.analyze cliffs RESULTS.csv [--threshold 0.85] [--check-split [--split-threshold 0.9]]
+    python -m tinygemm.analyze compare A.csv B.csv            # or: compare R.csv --a torch_matmul --b tinygemm_cuda
+    python -m tinygemm.analyze dedup TUNED.csv -o OUT.csv      # aiter tuned CSVs: fastest row per shape
+    python -m tinygemm.analyze tuned-compare CK.csv PRESHUFFLE.csv [--model ... --tp ...]
+
+Inputs: tinygemm.bench's results.csv, or the seed formats (torchgemm_*_K<K>_N<N>_*.csv with
+batch,kernel_time,flops,utils,kernel_name; Marlin_*_K<K>_N<N>_*.csv with batch,time,flops,utils).
+A batch size M is a cliff when its utilization is below threshold x the best utilization of any
+smaller M of the same shape and backend. A cliff is a split opportunity when two GEMMs of measured
+sizes b1 + b2 = M take less than split_threshold x t(M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    backend: str
+    shape: tuple          # (model, layer, tp, K, N, act_dtype, group_size)
+    M: int
+    time_us: float
+    util: float           # achieved / peak (datasheet if known, else relative to the group's best)
+    kernels: str = ""
+
+
+def _f(v, default=math.nan):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def load(path: str) -> list[Point]:
+    """Points from a tidy results CSV or a seed-format CSV (ok rows only)."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        rows = list(reader)
+    base = os.path.basename(path)
+    if {"backend", "M", "N", "K", "time_us"} <= cols:
+        pts = []
+        for r in rows:
+            if r.get("status", "ok") != "ok":
+                continue
+            util = _f(r.get("pct_peak_flops")) / 100
+            if math.isnan(util):
+                util = _f(r.get("tflops"))  # relative: only ratios within a group are used
+            pts.append(Point(r["backend"], (r.get("model", ""), r.get("layer", ""), r.get("tp", ""), int(r["K"]),
+                                            int(r["N"]), r.get("act_dtype", ""), r.get("group_size", "")),
+                             int(r["M"]), float(r["time_us"]), util, r.get("kernel_names", "")))
+        return pts
+    kn = re.search(r"_K(\d+)_N(\d+)", base)
+    if {"batch", "kernel_time", "utils"} <= cols or {"batch", "time", "utils"} <= cols:
+        if not kn:
+            raise ValueError(f"{path}: a seed-format CSV must be named ..._K<K>_N<N>_...")
+        backend = "torch_matmul" if base.startswith("torchgemm") else "marlin" if base.startswith("Marlin") else "seed"
+        tcol = "kernel_time" if "kernel_time" in cols else "time"
+        dt = re.search(r"_dtype(\w+)\.csv$", base)
+        shape = ("", "", "", int(kn.group(1)), int(kn.group(2)), dt.group(1) if dt else "", "")
+        # seed times are in ms
+        return [Point(backend, shape, int(r["batch"]), 1e3 * float(r[tcol]), _f(r["utils"]), r.get("kernel_name", ""))
+                for r in rows if r.get(tcol) not in ("", None)]
+    need = {"backend", "M", "N", "K", "time_us"} - cols
+    raise ValueError(f"{path}: not a tinygemm results CSV (missing columns {', '.join(sorted(need))}) nor a seed "
+                     "CSV (batch,kernel_time,flops,utils[,kernel_name] or batch,time,flops,utils)")
+
+
+def groups(points: list[Point]) -> dict[tuple, list[Point]]:
+    g: dict[tuple, list[Point]] = defaultdict(list)
+    for p in points:
+        g[(p.backend, p.shape)].append(p)
+    return {k: sorted(v, key=lambda p: p.M) for k, v in g.items()}
+
+
+# --- cliffs and split-GEMM ----------------------------------------------------------------------
+
+
+def find_cliffs(points: list[Point], threshold: float = 0.85) -> list[dict]:
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1]; got {threshold}")
+    out = []
+    for (backend, shape), pts in groups(points).items():
+        best, best_m, prev = -math.inf, None, None
+        for p in pts:
+            if best_m is not None and p.util < threshold * best:
+                out.append({"backend": backend, "model": shape[0], "layer": shape[1], "tp": shape[2], "K": shape[3],
+                            "N": shape[4], "M": p.M, "util": p.util, "best_smaller_util": best, "best_smaller_M": best_m,
+                            "ratio": p.util / best, "time_us": p.time_us, "kernel_before": prev.kernels if prev else "",
+                            "kernel_at": p.kernels,
+                            "kernel_switch": bool(prev and p.kernels and prev.kernels and p.kernels != prev.kernels)})
+            if p.util > best:
+                best, best_m = p.util, p.M
+            prev = p
+    return out
+
+
+def check_split(points: list[Point], cliffs: list[dict], threshold: float = 0.9) -> list[dict]:
+    """For each cliff, the fastest two-GEMM split b1 + b2 = M over measured sizes (equal halves included)."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"split threshold must be in (0, 1]; got {threshold}")
+    times = {}
+    for (backend, shape), pts in groups(points).items():
+        times[(backend, shape[3], shape[4], shape[0], shape[1], shape[2])] = {p.M: p.time_us for p in pts}
+    out = []
+    for c in cliffs:
+        t = times[(c["backend"], c["K"], c["N"], c["model"], c["layer"], c["tp"])]
+        M, tM = c["M"], c["time_us"]
+        best = None
+        for b1 in sorted(t):
+            b2 = M - b1
+            if b1 > b2:
+                break
+            if b2 in t and b1 >= 1:
+                s = t[b1] + t[b2]
+                if best is None or s < best[2]:
+                    best = (b1, b2, s)
+        row = {**{k: c[k] for k in ("backend", "model", "layer", "tp", "K", "N", "M")}, "time_us": tM,
+               "b1": "", "b2": "", "split_us": "", "saving_pct": "", "opportunity": False}
+        if best:
+            row.update(b1=best[0], b2=best[1], split_us=best[2], saving_pct=100 * (1 - best[2] / tM),
+                       opportunity=best[2] < threshold * tM)
+        out.append(row)
+    return out
+
+
+# --- comparisons --------------------------------------------------------------------------------
+
+
+def geomean(xs: list[float]) -> float:
+    xs = [x for x in xs if x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
+
+
+M_RANGES = [(1, 16, "M 1-16"), (17, 128, "M 17-128"), (129, 512, "M 129-512"), (513, 10**9, "M > 512")]
+
+
+def compare(a: list[Point], b: list[Point]) -> dict:
+    """Speedup of B over A (t_A / t_B) per matching (shape, M), with summaries."""
+    ta = {(p.shape, p.M): p for p in a}
+    pairs = []
+    for p in b:
+        q = ta.get((p.shape, p.M))
+        if q is not None:
+            pairs.append({"model": p.shape[0], "layer": p.shape[1], "tp": p.shape[2], "K": p.shape[3], "N": p.shape[4],
+                          "M": p.M, "a_backend": q.backend, "b_backend": p.backend, "a_us": q.time_us, "b_us": p.time_us,
+                          "speedup": q.time_us / p.time_us})
+    if not pairs:
+        raise ValueError("no (shape, M) in common between the two inputs")
+
+    def summary(key):
+        g = defaultdict(list)
+        for r in pairs:
+            g[key(r)].append(r["speedup"])
+        return {k: {"geomean": geomean(v), "n": len(v)} for k, v in sorted(g.items(), key=lambda kv: str(kv[0]))}
+
+    slow = [r["speedup"] for r in pairs if r["speedup"] < 1]
+    return {
+        "pairs": pairs,
+        "overall": geomean([r["speedup"] for r in pairs]),
+        "by_model": summary(lambda r: r["model"] or f"K{r['K']}xN{r['N']}"),
+        "by_layer": summary(lambda r: r["layer"] or f"K{r['K']}xN{r['N']}"),
+        "by_m_range": summary(lambda r: next(n for lo, hi, n in M_RANGES if lo <= r["M"] <= hi)),
+        "slowdowns": {"count": len(slow), "mean": sum(slow) / len(slow) if slow else math.nan,
+                      "worst": min(slow) if slow else math.nan},
+    }
+
+
+# --- aiter tuned CSVs ---------------------------------------------------------------------------
+
+AITER_KEY = ("gfx", "cu_num", "M", "N", "K", "q_dtype_w")
+
+
+def read_aiter(path: str) -> tuple[list[str], list[dict]]:
+    """Any of aiter's tuned-CSV header variants (M,N,K,... with or without gfx, cu_num, q_dtype_w, libtype)."""
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        header = [h.strip() for h in (r.fieldnames or [])]
+        rows = [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()} for row in r]
+    missing = [c for c in ("M", "N", "K", "us") if c not in header]
+    if missing:
+        raise ValueError(f"{path} is not an aiter tuned CSV: missing columns {', '.join(missing)}")
+    return header, rows
+
+
+def dedup_aiter(header: list[str], rows: list[dict]) -> list[dict]:
+    """Keep the fastest row per (gfx, cu_num, M, N, K, q_dtype_w) — the columns this variant has."""
+    key_cols = [c for c in AITER_KEY if c in header]
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        us = _f(r["us"], math.inf)
+        if us <= 0 or math.isnan(us):
+            us = math.inf  # failed tunings are written with us = -1 or inf
+        k = tuple(r[c] for c in key_cols)
+        if k not in best or us < _f(best[k]["us"], math.inf) or _f(best[k]["us"], math.inf) <= 0:
+            best[k] = r
+    return sorted(best.values(), key=lambda r: tuple(int(_f(r[c], 0)) if c in "MNK" else r[c] for c in key_cols))
+
+
+def tuned_compare(a_rows: list[dict], b_rows: list[dict], models: list[str] | None = None,
+                  tps: list[int] | None = None) -> dict:
+    """Speedup of B over A (us_A / us_B) per (M, N, K), and per model when models/tp are given."""
+    from . import shapes as S
+
+    ta = {(int(_f(r["M"])), int(_f(r["N"])), int(_f(r["K"]))): _f(r["us"]) for r in a_rows}
+    pairs = []
+    for r in b_rows:
+        k = (int(_f(r["M"])), int(_f(r["N"])), int(_f(r["K"])))
+        ua, ub = ta.get(k), _f(r["us"])
+        if ua and ua > 0 and ub > 0:
+            pairs.append({"M": k[0], "N": k[1], "K": k[2], "a_us": ua, "b_us": ub, "speedup": ua / ub})
+    if not pairs:
+        raise ValueError("no (M, N, K) in common between the two tuned CSVs")
+    per_model = {}
+    for m in models or []:
+        kns = {(s.N, s.K) for s in S.select([m], tps or [1])}
+        sp = [p["speedup"] for p in pairs if (p["N"], p["K"]) in kns]
+        if sp:
+            per_model[m] = {"geomean": geomean(sp), "n": len(sp)}
+    return {"pairs": pairs, "overall": geomean([p["speedup"] for p in pairs]), "by_model": per_model}
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def _write(path: str | None, rows: list[dict], force: bool) -> None:
+    if not path or not rows:
+        return
+    if os.path.exists(path) and not force:
+        raise ValueError(f"{path} exists; pass --force to overwrite it")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _table(title: str, rows: list[dict], cols: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+    Console().print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tinygemm.analyze", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cliffs", help="batch sizes whose utilization drops below threshold x the best smaller one")
+    c.add_argument("csv")
+    c.add_argument("--threshold", type=float, default=0.85)
+    c.add_argument("--check-split", action="store_true")
+    c.add_argument("--split-threshold", type=float, default=0.9)
+    c.add_argument("-o", "--out", default=None, help="output prefix: PREFIX_cliffs.csv [, PREFIX_split.csv]")
+    c.add_argument("--force", action="store_true")
+    m = sub.add_parser("compare", help="speedups between two CSVs, or two backends of one CSV")
+    m.add_argument("a")
+    m.add_argument("b", nargs="?")
+    m.add_argument("--a-backend", default=None)
+    m.add_argument("--b-backend", default=None)
+    m.add_argument("-o", "--out", default=None)
+    m.add_argument("--force", action="store_true")
+    d = sub.add_parser("dedup", help="keep the fastest row per shape of an aiter tuned CSV")
+    d.add_argument("csv")
+    d.add_argument("-o", "--out", required=True)
+    d.add_argument("--force", action="store_true")
+    t = sub.add_parser("tuned-compare", help="per-shape and per-model speedups between two aiter tuned CSVs")
+    t.add_argument("a")
+    t.add_argument("b")
+    t.add_argument("--model", nargs="*", default=None)
+    t.add_argument("--tp", nargs="*", type=int, default=None)
+    t.add_argument("-o", "--out", default=None)
+    t.add_argument("--force", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "cliffs":
+            pts = load(a.csv)
+            cl = find_cliffs(pts, a.threshold)
+            _table(f"{len(cl)} cliffs (threshold {a.threshold})", cl,
+                   ["backend", "K", "N", "M", "util", "best_smaller_util", "best_smaller_M", "kernel_switch"])
+            if a.out:
+                _write(a.out + "_cliffs.csv", cl, a.force)
+            if a.check_split:
+                sp = check_split(pts, cl, a.split_threshold)
+                opp = [r for r in sp if r["opportunity"]]
+                _table(f"{len(opp)} split-GEMM opportunities (t(b1)+t(b2) < {a.split_threshold} t(M))", opp,
+                       ["backend", "K", "N", "M", "time_us", "b1", "b2", "split_us", "saving_pct"])
+                if a.out:
+                    _write(a.out + "_split.csv", sp, a.force)
+        elif a.cmd == "compare":
+            A = load(a.a)
+            B = load(a.b) if a.b else A
+            if a.a_backend:
+                A = [x for x in A if x.backend == a.a_backend]
+            if a.b_backend:
+                B = [x for x in B if x.backend == a.b_backend]
+            if not a.b and not (a.a_backend and a.b_backend):
+                raise ValueError("with one CSV, name the two backends: --a-backend X --b-backend Y")
+            r = compare(A, B)
+            print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} points")
+            for title in ("by_model", "by_layer", "by_m_range"):
+                _table(title, [{"group": k, **v} for k, v in r[title].items()], ["group", "geomean", "n"])
+            s = r["slowdowns"]
+            print(f"slowdowns: {s['count']} (mean {s['mean']:.3f}, worst {s['worst']:.3f})")
+            _write(a.out, r["pairs"], a.force)
+        elif a.cmd == "dedup":
+            header, rows = read_aiter(a.csv)
+            best = dedup_aiter(header, rows)
+            if os.path.exists(a.out) and not a.force:
+                raise ValueError(f"{a.out} exists; pass --force to overwrite it")
+            with open(a.out, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(best)
+            print(f"{len(rows)} rows -> {len(best)} (fastest per {', '.join(c for c in AITER_KEY if c in header)})")
+        else:
+            _, ra = read_aiter(a.a)
+            _, rb = read_aiter(a.b)
+            r = tuned_compare(ra, rb, a.model, a.tp)
+            print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} shapes")
+            if r["by_model"]:
+                _table("per model", [{"model": k, **v} for k, v in r["by_model"].items()], ["model", "geomean", "n"])
+            _write(a.out, r["pairs"], a.force)
+    except (ValueError, FileNotFoundError) as e:
+        p.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
