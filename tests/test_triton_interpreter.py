@@ -31,17 +31,6 @@ def test_w4a16_gemm_interpreted(gs, symmetric, M, K, N):
     assert R.rel_error(y, ref) <= R.tolerance(R.rel_error(R.w4a16_lowp(x, qw), ref))
 
 
-@pytest.mark.parametrize("split", [2, 3])
-def test_split_k_interpreted(split):
-    from tinygemm.triton.w4a16_gemm import _cfg, w4a16_gemm
-
-    qw = tinygemm.quantize(torch.randn(320, 64).half(), 64, symmetric=False)
-    x = torch.randn(3, 320).half()
-    y = w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, 64, config=_cfg(16, 2, 1, 4, 1, split))
-    ref = R.w4a16_ref(x, qw)
-    assert R.rel_error(y, ref) <= R.tolerance(R.rel_error(R.w4a16_lowp(x, qw), ref))
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("gs", [32, 128, -1])
 def test_w4_dequant_interpreted(dtype, gs):

@@ -51,7 +51,11 @@ def parse_ncu_csv(text: str) -> list[dict]:
         except ValueError:
             v = value
         if r["Metric Name"] == "gpu__time_duration.sum" and isinstance(v, float):
-            v = v * {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}.get(unit, 1.0)
+            scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3,
+                     "s": 1e6, "second": 1e6}
+            if unit not in scale:
+                raise ValueError(f"unknown ncu time unit {unit!r}")
+            v = v * scale[unit]
             k["gpu__time_duration.sum_us"] = v
         else:
             k[r["Metric Name"] + (f" ({unit})" if unit and unit != "%" else "")] = v

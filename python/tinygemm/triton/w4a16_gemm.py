@@ -23,16 +23,18 @@ def _interpreting() -> bool:
 
 
 @triton.jit
-def _load_q(w_ptr, pid_n, c0, c_end, chunks, ntiles, BT: tl.constexpr, BC: tl.constexpr):
+def _load_q(w_ptr, pid_n, c0, chunks, ntiles, BT: tl.constexpr, BC: tl.constexpr):
     """Stored nibbles of BT tiles x BC chunks from chunk c0 on, as int32 [16*BT, 64*BC]."""
     rows = tl.arange(0, 8 * BT)
+    cols = tl.arange(0, 16 * BC)
     tile = pid_n * BT + rows // 8
-    cc = c0 + tl.arange(0, BC)
-    last = tl.arange(0, 16)  # (t, j): 16 contiguous words of one (tile, g, chunk): vector loads
-    offs = ((tile * chunks)[:, None, None] + cc[None, :, None]) * 128 + (16 * (rows % 8))[:, None, None] \
-        + last[None, None, :]
-    mask = (tile < ntiles)[:, None, None] & (cc < c_end)[None, :, None]
-    words = tl.reshape(tl.load(w_ptr + offs, mask=mask, other=0), (8 * BT, 16 * BC))
+    g = rows % 8
+    cc = c0 + cols // 16
+    t = (cols // 4) % 4
+    j = cols % 4
+    offs = (tile[:, None] * chunks + cc[None, :]) * 128 + (4 * g[:, None] + t[None, :]) * 4 + j[None, :]
+    mask = (tile < ntiles)[:, None] & (cc < chunks)[None, :]
+    words = tl.load(w_ptr + offs, mask=mask, other=0)
     hh = tl.arange(0, 2)
     ss = tl.arange(0, 4)
     # nibble p = 4*(s & 1) + 2*(s >> 1) + h sits at bits 4p
@@ -42,54 +44,38 @@ def _load_q(w_ptr, pid_n, c0, c_end, chunks, ntiles, BT: tl.constexpr, BC: tl.co
 
 
 @triton.jit
-def _kprime_base(BC: tl.constexpr):
-    """Physical k (inside the block) of each group of 4 consecutive k' = (chunk, t, j, s)."""
-    c = tl.arange(0, 16 * BC)
-    j = c % 4
-    return (c // 16) * 64 + (j // 2) * 32 + ((c // 4) % 4) * 8 + (j % 2) * 4
-
-
-@triton.jit
-def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, ws_ptr, M, N, K, stride_xm, stride_ym, M_BUCKET,
+def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, M, N, K, stride_xm, stride_ym, M_BUCKET,
                        GS: tl.constexpr, HAS_ZEROS: tl.constexpr, BLOCK_M: tl.constexpr,
-                       BT: tl.constexpr, BC: tl.constexpr, NGB: tl.constexpr, SPLIT_K: tl.constexpr):
+                       BT: tl.constexpr, BC: tl.constexpr, NGB: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
-    pid_k = tl.program_id(2)
     chunks = K // 64
     ntiles = N // 16
-    # this split's chunks: a whole number of BC-chunk steps
-    per = tl.cdiv(tl.cdiv(chunks, BC), SPLIT_K) * BC
-    c_begin = pid_k * per
-    c_end = tl.minimum(chunks, c_begin + per)
     rr = tl.arange(0, 16 * BT)
     n = pid_n * BT * 16 + (rr // 16) * 16 + (rr % 2) * 8 + (rr // 2) % 8
     nmask = n < N
     m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     mmask = m < M
-    kb = _kprime_base(BC)
-    ss = tl.arange(0, 4)
+    kk = tl.arange(0, 64 * BC)
+    j = (kk // 4) % 4
+    kl = (kk // 64) * 64 + (j // 2) * 32 + ((kk // 16) % 4) * 8 + (j % 2) * 4 + kk % 4  # physical k in the block
     acc = tl.zeros((BLOCK_M, 16 * BT), dtype=tl.float32)
-    for c0 in range(c_begin, c_end, BC):
-        q = _load_q(w_ptr, pid_n, c0, c_end, chunks, ntiles, BT, BC)
-        kp = c0 * 64 + kb  # [16*BC] group starts; + s: 4 contiguous values, one 8-byte load
-        cok = (c0 + tl.arange(0, 16 * BC) // 16) < c_end
-        xv = tl.load(x_ptr + m[:, None, None] * stride_xm + kp[None, :, None] + ss[None, None, :],
-                     mask=mmask[:, None, None] & cok[None, :, None], other=0.0)
-        xv = tl.reshape(xv, (BLOCK_M, 64 * BC))
+    for c0 in range(0, chunks, BC):
+        q = _load_q(w_ptr, pid_n, c0, chunks, ntiles, BT, BC).to(tl.float32)
+        kp = c0 * 64 + kl
+        xv = tl.load(x_ptr + m[:, None] * stride_xm + kp[None, :], mask=mmask[:, None] & (kp < K)[None, :], other=0.0)
         for gi in tl.static_range(NGB):
             grp = gi
             if GS > 0:
                 grp = (c0 * 64) // GS + gi
             if HAS_ZEROS:
-                z = tl.load(z_ptr + grp * N + n, mask=nmask, other=0.0).to(tl.int32)
-                wi = q - z[:, None]
+                z = tl.load(z_ptr + grp * N + n, mask=nmask, other=0.0).to(tl.float32)
             else:
-                wi = q - 8
+                z = tl.full((16 * BT,), 8.0, tl.float32)
+            wi = q - z[:, None]
             if NGB > 1:
-                kl = tl.reshape(kb[:, None] + ss[None, :], (64 * BC,))
-                wi = tl.where(((kl // GS) == gi)[None, :], wi, 0)
-            part = tl.dot(xv, tl.trans(wi.to(xv.dtype)))  # exact small integers: no rounding
+                wi = tl.where(((kl // GS) == gi)[None, :], wi, 0.0)
+            part = tl.dot(xv, tl.trans(wi.to(xv.dtype)))
             if GS == 0:
                 acc += part
             else:
@@ -97,32 +83,25 @@ def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, ws_ptr, M, N, K, strid
                 acc += part * s[None, :]
     if GS == 0:
         acc = acc * tl.load(s_ptr + n, mask=nmask, other=0.0).to(tl.float32)[None, :]
-    if SPLIT_K == 1:
-        tl.store(y_ptr + m[:, None] * stride_ym + n[None, :], acc.to(y_ptr.dtype.element_ty),
-                 mask=mmask[:, None] & nmask[None, :])
-    else:  # fp32 partial sums, added up by the caller: deterministic, no atomics
-        tl.store(ws_ptr + (pid_k * M + m[:, None]) * N + n[None, :], acc, mask=mmask[:, None] & nmask[None, :])
+    tl.store(y_ptr + m[:, None] * stride_ym + n[None, :], acc.to(y_ptr.dtype.element_ty),
+             mask=mmask[:, None] & nmask[None, :])
 
 
-def _cfg(bm, bt, bc, warps, stages, split=1) -> triton.Config:
-    return triton.Config({"BLOCK_M": bm, "BT": bt, "BC": bc, "SPLIT_K": split}, num_warps=warps, num_stages=stages)
+def _cfg(bm, bt, bc, warps, stages) -> triton.Config:
+    return triton.Config({"BLOCK_M": bm, "BT": bt, "BC": bc}, num_warps=warps, num_stages=stages)
 
 
-# The most K-splits, and the largest M they are tried at (the fp32 partial buffer is split x M x N).
-MAX_SPLIT_K, SPLIT_K_MAX_M = 4, 128
-
-# NVIDIA: for small M the grid over N alone leaves SMs idle, so split-K variants; larger tiles as M
-# grows; 3-4 stages hide the weight stream's latency.
+# NVIDIA: small BT for decode-sized M (more blocks to fill the SMs without split-K), larger tiles as
+# M grows; 3-4 stages hide the weight stream's latency.
 _CONFIGS_CUDA = [
-    _cfg(16, 2, 1, 4, 4), _cfg(16, 4, 1, 4, 4), _cfg(16, 4, 2, 4, 3), _cfg(16, 8, 1, 4, 3),
-    _cfg(16, 4, 1, 4, 4, 2), _cfg(16, 4, 1, 4, 4, 4), _cfg(16, 8, 1, 4, 3, 2), _cfg(16, 8, 2, 4, 3, 4),
-    _cfg(32, 4, 1, 4, 4), _cfg(32, 8, 1, 4, 3), _cfg(32, 8, 1, 4, 3, 2), _cfg(32, 8, 2, 8, 3, 4),
-    _cfg(64, 4, 1, 4, 4), _cfg(64, 8, 1, 8, 3), _cfg(64, 8, 2, 8, 3), _cfg(64, 8, 1, 8, 3, 2),
-    _cfg(128, 8, 1, 8, 3), _cfg(128, 8, 2, 8, 3), _cfg(128, 16, 1, 8, 3), _cfg(128, 8, 1, 8, 3, 2),
+    _cfg(16, 2, 1, 4, 4), _cfg(16, 2, 2, 4, 4), _cfg(16, 4, 1, 4, 4), _cfg(16, 4, 2, 4, 3),
+    _cfg(32, 4, 1, 4, 4), _cfg(32, 4, 2, 4, 3), _cfg(32, 8, 1, 4, 3),
+    _cfg(64, 4, 1, 4, 4), _cfg(64, 8, 1, 8, 3), _cfg(64, 8, 2, 8, 3),
+    _cfg(128, 8, 1, 8, 3), _cfg(128, 8, 2, 8, 3), _cfg(128, 16, 1, 8, 3),
 ]
 # AMD (wave64, LDS-bound software pipelining): fewer stages, larger K steps.
 _CONFIGS_HIP = [
-    _cfg(16, 4, 2, 4, 2), _cfg(16, 4, 2, 4, 2, 4), _cfg(32, 4, 2, 4, 2), _cfg(32, 8, 2, 4, 2, 2),
+    _cfg(16, 2, 2, 4, 2), _cfg(16, 4, 2, 4, 2), _cfg(32, 4, 2, 4, 2),
     _cfg(64, 8, 2, 8, 2), _cfg(128, 8, 2, 8, 2), _cfg(128, 16, 1, 8, 2),
 ]
 
@@ -131,8 +110,7 @@ def _prune(configs, named_args, **kwargs):
     bucket = named_args["M_BUCKET"]
     gs = kwargs.get("GS", named_args.get("GS", 0))
     keep = [c for c in configs if c.kwargs["BLOCK_M"] <= max(16, bucket)
-            and (gs == 0 or gs >= 64 or c.kwargs["BC"] == 1)
-            and (c.kwargs["SPLIT_K"] == 1 or bucket <= SPLIT_K_MAX_M)]
+            and (gs == 0 or gs >= 64 or c.kwargs["BC"] == 1)]
     return keep or configs[:1]
 
 
@@ -159,27 +137,19 @@ def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
     gs = 0 if group_size == -1 else group_size
     bucket = max(16, triton.next_power_of_2(M))
     z = zeros if zeros is not None else scales  # never read when HAS_ZEROS is False
-    if config is not None and config.kwargs["SPLIT_K"] > 1 or config is None and bucket <= SPLIT_K_MAX_M:
-        ws = torch.empty((MAX_SPLIT_K, M, N), dtype=torch.float32, device=x.device)
-    else:
-        ws = y  # never written when SPLIT_K == 1
-    args = (x, qweight, scales, z, y, ws, M, N, K, x.stride(0), y.stride(0), bucket)
+    args = (x, qweight, scales, z, y, M, N, K, x.stride(0), y.stride(0), bucket)
     if config is None and _interpreting():
         # the CPU interpreter: one small configuration (autotuning there would take minutes)
         config = _cfg(16, 2, 1, 4, 1)
     if config is not None:
         kw = config.kwargs
-        grid = (triton.cdiv(N, 16 * kw["BT"]), triton.cdiv(M, kw["BLOCK_M"]), kw["SPLIT_K"])
+        grid = (triton.cdiv(N, 16 * kw["BT"]), triton.cdiv(M, kw["BLOCK_M"]))
         _w4a16_gemm[grid](*args, GS=gs, HAS_ZEROS=zeros is not None, **kw, num_warps=config.num_warps,
                           num_stages=config.num_stages)
-        split = kw["SPLIT_K"]
     else:
         def grid(meta):
-            return (triton.cdiv(N, 16 * meta["BT"]), triton.cdiv(M, meta["BLOCK_M"]), meta["SPLIT_K"])
+            return (triton.cdiv(N, 16 * meta["BT"]), triton.cdiv(M, meta["BLOCK_M"]))
         _w4a16_gemm_tuned[grid](*args, GS=gs, HAS_ZEROS=zeros is not None)
-        split = _w4a16_gemm_tuned.best_config.kwargs["SPLIT_K"]
-    if split > 1:
-        y.copy_(ws[:split].sum(dim=0))
     return y
 
 
@@ -189,7 +159,7 @@ def _w4_dequant_kernel(w_ptr, s_ptr, z_ptr, out_ptr, N, K, GS: tl.constexpr, HAS
     pid_n = tl.program_id(0)
     c0 = tl.program_id(1) * BC
     chunks = K // 64
-    q = _load_q(w_ptr, pid_n, c0, chunks, chunks, N // 16, BT, BC).to(tl.float32)
+    q = _load_q(w_ptr, pid_n, c0, chunks, N // 16, BT, BC).to(tl.float32)
     rr = tl.arange(0, 16 * BT)
     n = pid_n * BT * 16 + (rr // 16) * 16 + (rr % 2) * 8 + (rr // 2) % 8
     kk = tl.arange(0, 64 * BC)
