@@ -55,6 +55,16 @@ except ValueError as e: print('caught', e)" 2>&1 | grep -vE "^\[(New|Thread)" | 
     bench)
       log "python -m tinygemm.bench (defaults)"
       python3 -m tinygemm.bench --out "$OUT/bench-default" --force 2>&1 | tail -40 ;;
+    seeds)
+      log "seed 000: GEMM inconsistency sweep, Llama-3-8B gate_up_proj tp2 (K=4096, N=14336), torch fp16, M 4:32768:4"
+      python3 -m tinygemm.bench --model Llama-3-8B --tp 2 --module gate_up_proj --batches 4:32768:4 \
+        --backends torch_matmul --kernel-names --export-seed --max-samples 50 --budget-ms 300 \
+        --out "$OUT/seed000" --force --quiet 2>&1 | tail -5
+      python3 -m tinygemm.analyze cliffs "$OUT/seed000/results.csv" --check-split -o "$OUT/seed000/analysis" 2>&1 | tail -30
+      python3 -m tinygemm.plot "$OUT/seed000/results.csv" --out "$OUT/seed000/plots" >/dev/null
+      python3 -m tinygemm.report "$OUT/seed000" --force
+      log "seed 002: INT4 implementations at m=1, n=k=8192, group 128"
+      python3 -m tinygemm.bench --shapes "1,8192,8192" --backends all --out "$OUT/seed002" --force --quiet 2>&1 | tail -25 ;;
     list)
       python3 -m tinygemm.bench --list-backends 2>&1 | tail -30 ;;
     *) echo "unknown stage $s"; exit 2 ;;
