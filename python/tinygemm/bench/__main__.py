@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(dtype=torch.float16 if a.dtype == "fp16" else torch.bfloat16, group_size=a.group_size,
                    symmetric=not a.asym, refcheck=not a.no_refcheck, kernel_names=a.kernel_names, peaks=peaks,
                    ceilings=ceil, timing=dict(l2=a.l2, mode=a.mode, target=a.target, min_samples=a.min_samples,
-                                              max_samples=a.max_samples, budget_ms=a.budget_ms))
+                                              max_samples=a.max_samples, budget_ms=a.budget_ms,
+                                              # each point's first call (outside timing) already absorbs
+                                              # lazy initialisation; a short warm-up keeps sweeps fast
+                                              warmup_ms=2.0))
     writer = results.CsvWriter(csv_path, append=a.resume)
     stats = Stats()
     total = sum(len(s.batches) for s in plan) * len(backends)

@@ -105,11 +105,15 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
     err = _max_rel_err(y, xref, prep.ref_w) if opts.refcheck else None
     row["max_rel_err"] = err if err is not None else ""
     del y
-    # graph-mode candidates rotate through weight copies so every launch misses in L2
+    # Graph-mode candidates rotate through weight copies so every launch misses in L2. A kernel cannot
+    # read its weights faster than the copy bandwidth, so only those under the graph threshold by
+    # that bound can end up in graph mode.
     t_opts = timing.options(**opts.timing)
     one = lambda: prep.call(prep.states[0], xin)  # noqa: E731
-    est = timing.timer().estimate_us(one, 3)
-    if _C.choose_mode(est, t_opts) == _C.TimingMode.graph and t_opts.l2 == _C.L2Mode.cold:
+    read_floor_us = prep.weight_bytes / (opts.ceilings.get("copy_gbps", 3000.0) * 1e3)
+    may_graph = t_opts.mode == _C.TimingMode.graph or (
+        t_opts.mode == _C.TimingMode.auto and read_floor_us < t_opts.graph_threshold_us)
+    if may_graph and t_opts.l2 == _C.L2Mode.cold:
         free = torch.cuda.mem_get_info()[0]
         want = timing.rotation_copies(max(prep.weight_bytes, 1))
         prep.add_copies(max(1, min(want, int(0.5 * free // max(prep.weight_bytes, 1)))))
