@@ -70,6 +70,11 @@ class QuantizedWeight:
         n = self.qweight.numel() * 4 + self.scales.numel() * self.scales.element_size()
         return n + (self.zeros.numel() * self.zeros.element_size() if self.zeros is not None else 0)
 
+    def clone(self) -> "QuantizedWeight":
+        """A copy in fresh memory (benchmarks rotate through copies to keep the L2 cold)."""
+        z = self.zeros.clone() if self.zeros is not None else None
+        return replace(self, qweight=self.qweight.clone(), scales=self.scales.clone(), zeros=z)
+
     def to(self, device) -> "QuantizedWeight":
         z = self.zeros.to(device) if self.zeros is not None else None
         return replace(self, qweight=self.qweight.to(device), scales=self.scales.to(device), zeros=z)

@@ -96,14 +96,14 @@ def tensor_bytes(state) -> int:
 
 def registry() -> dict[str, Backend]:
     """Every backend tinygemm knows, available or not, by name."""
-    from . import aiter, dequant_matmul, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
+    from . import aiter, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
 
     backends: list[Backend] = [
         torch_matmul.TorchMatmul(),
         torch_fp8.TorchScaledMM("tensorwise"),
         torch_fp8.TorchScaledMM("rowwise"),
         torch_int4pack.TorchInt4Pack(),
-        dequant_matmul.DequantMatmul(),
+        tinygemm_kernels.DequantMatmul(),
         tinygemm_kernels.TinygemmCuda(),
         tinygemm_kernels.TinygemmTriton(),
         *marlin.variants(),

@@ -1,4 +1,5 @@
-"""tinygemm's own INT4 kernels: the CUDA GEMV (w4a16_gemv) and the Triton GEMM (w4a16_gemm)."""
+"""tinygemm's own INT4 kernels: the CUDA GEMV (w4a16_gemv), the Triton GEMM (w4a16_gemm), and
+dequantize (w4_dequant) + torch.matmul."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from .._ext import GPU_BACKEND
 from . import Backend, Prepared, Problem
 
 
-def _clone(s: formats.QuantizedWeight) -> formats.QuantizedWeight:
-    return formats.QuantizedWeight(s.qweight.clone(), s.scales.clone(),
-                                   None if s.zeros is None else s.zeros.clone(), s.shape, s.group_size)
-
-
 class _Tinygemm(Backend):
+    """Weights quantized by tinygemm.quantize; `run(qw, x)` multiplies by them."""
+
     op = "w4a16"
-    kernel = None
+
+    def unavailable(self):
+        if not torch.cuda.is_available():
+            return "no GPU visible to torch"
+        return None if GPU_BACKEND != "cpu" else "tinygemm was built without GPU support"
 
     def unsupported(self, p: Problem):
         if p.dtype not in (torch.float16, torch.bfloat16):
@@ -27,39 +29,55 @@ class _Tinygemm(Backend):
             return str(e)
         return None
 
+    @staticmethod
+    def run(qw: formats.QuantizedWeight, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
         qw = formats.quantize(w.to(p.dtype), p.group_size, p.symmetric)
-        kernel = self.kernel
-        return Prepared(
-            call=lambda s, x: kernel(x, s.qweight, s.scales, s.zeros, s.group_size),
-            states=[qw], clone=_clone, ref_w=formats.dequantize(qw, torch.float32), weight_bytes=qw.nbytes(),
-            weight_format=f"tinygemm_{qw.format}_g{p.group_size}", x_dtype=p.dtype,
-        )
+        return Prepared(call=self.run, states=[qw], clone=formats.QuantizedWeight.clone,
+                        ref_w=formats.dequantize(qw, torch.float32), weight_bytes=qw.nbytes(),
+                        weight_format=f"tinygemm_{qw.format}_g{p.group_size}", x_dtype=p.dtype)
 
 
 class TinygemmCuda(_Tinygemm):
     """tinygemm w4a16_gemv: tensor-core GEMV for decode (fast at M <= 16; any M correct)."""
 
     name = "tinygemm_cuda"
-    kernel = staticmethod(ops.w4a16_gemv)
 
-    def unavailable(self):
-        if not torch.cuda.is_available():
-            return "no GPU visible to torch"
-        return None if GPU_BACKEND != "cpu" else "tinygemm was built without GPU support"
+    @staticmethod
+    def run(qw, x):
+        return ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
 
 
 class TinygemmTriton(_Tinygemm):
     """tinygemm w4a16_gemm: Triton INT4 GEMM for any M (autotuned per M bucket and shape)."""
 
     name = "tinygemm_triton"
-    kernel = staticmethod(ops.w4a16_gemm)
 
     def unavailable(self):
-        if not torch.cuda.is_available():
-            return "no GPU visible to torch"
         try:
             import triton  # noqa: F401
         except ImportError:
             return "triton is not installed"
-        return None
+        return None if torch.cuda.is_available() else "no GPU visible to torch"
+
+    @staticmethod
+    def run(qw, x):
+        return ops.w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+
+
+class DequantMatmul(_Tinygemm):
+    """tinygemm w4_dequant + torch.matmul, both kernels timed."""
+
+    name = "dequant_matmul"
+
+    @staticmethod
+    def run(qw, x):
+        return torch.matmul(x, ops.w4_dequant(qw.qweight, qw.scales, qw.zeros, qw.group_size))
+
+    def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
+        prep = super().prepare(w, p)
+        prep.workspace_bytes = p.K * p.N * torch.finfo(p.dtype).bits // 8
+        prep.note = "dequantized weight re-made each call"
+        return prep
