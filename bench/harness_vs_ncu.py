@@ -6,12 +6,12 @@ passes by default and runs with --clock-control none, as the harness measures th
 """
 
 import argparse
-import csv
 import json
 import shutil
 import subprocess
 
 from tinygemm.profile import run_ncu
+from tinygemm.results import write_dicts
 
 # (M, K, N): from a ~8 us GEMV-like shape (graph mode) to a ~3 ms square-ish GEMM
 SIZES = [(16, 4096, 2048), (256, 4096, 6144), (1024, 4096, 14336), (4096, 4096, 14336), (8192, 8192, 16384)]
@@ -46,10 +46,7 @@ def main():
                          other_diff_pct=round(diff2, 2)))
         print(f"M={m:5d} N={n:6d} K={k:6d}  harness ({h['mode']}) {h['median_us']:10.2f} us  ncu {ncu_us:10.2f} us"
               f"  {diff:+6.2f}%   ({h2['mode']}: {h2['median_us']:.2f} us, {diff2:+.2f}%)")
-    with open(a.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_dicts(a.out, rows)
     worst = max(abs(r["diff_pct"]) for r in rows)
     print(f"worst difference {worst:.2f}% ({'within' if worst <= 3 else 'OUTSIDE'} 3%)")
 

@@ -6,13 +6,13 @@ checked against measurements.   python bench/tune_w4a16_gemv.py --out tune.csv
 """
 
 import argparse
-import csv
 
 import torch
 
 import tinygemm
 from tinygemm import _C, ceilings, shapes, timing
 from tinygemm._ext import stream_handle
+from tinygemm.results import write_dicts
 
 
 def main():
@@ -48,10 +48,7 @@ def main():
                                  heuristic=int(pick), l2=t.l2))
                 print(f"{s.layer:14s} M={M:3d} nt={nt} w={warps} {t.median_us:8.2f} us  floor {floor:6.2f}"
                       f"  {100 * floor / t.median_us:5.1f}%{'  <- heuristic' if pick else ''}")
-    with open(a.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_dicts(a.out, rows)
     print(f"copy bandwidth {bw:.0f} GB/s; wrote {a.out}")
 
 

@@ -31,8 +31,8 @@ def summarize(out):
     bw = meta["measured_ceilings"]["copy_gbps"]
     t = {(r["backend"], r["layer"], int(r["M"])): float(r["time_us"]) for r in rows}
     kn = {r["layer"]: (int(r["K"]), int(r["N"])) for r in rows}
-    lines = [f"# INT4 decode: Llama-3-8B TP1, group 128, fp16 (int4pack: bf16), cold L2, graph-timed",
-             f"", f"{meta['device']['name']}; copy bandwidth {bw:.0f} GB/s; versions {meta['versions']}", ""]
+    lines = ["# INT4 decode: Llama-3-8B TP1, group 128, fp16 (int4pack: bf16), cold L2, graph-timed",
+             "", f"{meta['device']['name']}; copy bandwidth {bw:.0f} GB/s; versions {meta['versions']}", ""]
 
     def total(b, M):
         vals = [t.get((b, lay, M)) for lay in LAYERS]
@@ -47,7 +47,7 @@ def summarize(out):
             cells = [f"{t[(b, lay, M)]:.2f}" if (b, lay, M) in t else "-" for lay in LAYERS]
             lines.append(f"| {b} | " + " | ".join(cells) + f" | {s:.2f} | {100 * fl / s:.0f}% |" if s else
                          f"| {b} | " + " | ".join(cells) + " | - | - |")
-        lines.append(f"| byte floor | " + " | ".join(f"{floor_us(*kn[lay], M, bw):.2f}" for lay in LAYERS)
+        lines.append("| byte floor | " + " | ".join(f"{floor_us(*kn[lay], M, bw):.2f}" for lay in LAYERS)
                      + f" | {fl:.2f} | 100% |")
         peers = [total(b, M) for b in ("torch_int4pack", "marlin_uint4b8") if total(b, M)]
         ours = total("tinygemm_cuda", M)

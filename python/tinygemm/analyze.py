@@ -23,6 +23,8 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
+from .results import write_dicts
+
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -240,10 +242,7 @@ def _write(path: str | None, rows: list[dict], force: bool) -> None:
         return
     if os.path.exists(path) and not force:
         raise ValueError(f"{path} exists; pass --force to overwrite it")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_dicts(path, rows)
 
 
 def _table(title: str, rows: list[dict], cols: list[str]) -> None:

@@ -87,6 +87,14 @@ def metadata(argv: list[str], device: dict, ceilings: dict, extra: dict) -> dict
             "device": device, "versions": versions, "measured_ceilings": ceilings, **extra}
 
 
+def write_dicts(path: str, rows: list[dict]) -> None:
+    """A plain CSV of dicts (header from the first row): analysis outputs and bench scripts."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def write_json(path: str, data: dict) -> None:
     with open(path, "w") as f:
         json.dump(data, f, indent=2, default=str)
