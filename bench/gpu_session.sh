@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [tune] [decode] [harness-ncu] [bench] [seeds] [peers]
+#   bash bench/gpu_session.sh [build] [test] [tune] [decode] [harness-ncu] [bench] [seeds] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -29,20 +29,6 @@ for s in $stages; do
       log "GPU tests"
       python3 -m pytest tests -q -m "gpu or vllm" -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 \
         | tee "$OUT/gpu-tests.log" | tail -25 ;;
-    debug)
-      log "exception repro"
-      python3 -c "import pybind11, sys; print('pybind11', pybind11.__version__, sys.version)"; g++ --version | head -1
-      grep -iE "lto|pybind11|CXX compiler" "$OUT/build.log" | head
-      python3 -X faulthandler -c "import tinygemm._C as c
-try: c.check_w4_shape(256, 100, -1, 'float16')
-except ValueError as e: print('caught', e)"
-      python3 -X faulthandler -c "import torch, tinygemm
-try: tinygemm._C.check_w4_shape(256, 100, -1, 'float16')
-except ValueError as e: print('caught with torch', e)"
-      cuda-gdb -batch -ex run -ex bt --args python3 -c "import tinygemm._C as c
-try: c.check_w4_shape(256, 100, -1, 'float16')
-except ValueError as e: print('caught', e)" 2>&1 | grep -vE "^\[(New|Thread)" | tail -30
-      python3 -m pytest tests/test_timing_gpu.py -q -p no:cacheprovider 2>&1 | tail -30 ;;
     tune)
       log "GEMV configuration sweep"
       python3 bench/tune_w4a16_gemv.py --out "$OUT/tune_w4a16_gemv.csv" 2>&1 | tail -60 ;;

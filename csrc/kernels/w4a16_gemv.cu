@@ -98,7 +98,7 @@ __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 // bytes in flight (64 per lane) at lower register cost.
 template <typename T, int GS, bool ASYM, int NT, int MT>
 struct GemvStage {
-  static constexpr int kChunks = NT >= 2 ? 1 : 2;
+  static constexpr int kChunks = NT >= 2 ? 1 : kGemvUnroll;
   static constexpr int NG = GS == 32 ? 2 : 1;  // scale groups per 64-deep chunk
   int4 wq[kChunks][NT];
   uint4 xv[kChunks][MT][2];  // [.., j / 2]: x,y feed mma j = 2h, z,w feed mma 2h + 1
