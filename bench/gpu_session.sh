@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [tune] [decode] [harness-ncu] [bench] [seeds] [list]
+#   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench] [seeds] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -29,6 +29,14 @@ for s in $stages; do
       log "GPU tests"
       python3 -m pytest tests -q -m "gpu or vllm" -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 \
         | tee "$OUT/gpu-tests.log" | tail -25 ;;
+    test-triton)
+      log "Triton GEMM GPU tests"
+      python3 -m pytest tests/test_w4a16_gpu.py -q -x -p no:cacheprovider -k "triton or public_api or opcheck" 2>&1 \
+        | tee "$OUT/gpu-tests-triton.log" | tail -15 ;;
+    tune-gemm)
+      log "Triton GEMM configuration sweep"
+      python3 bench/tune_w4a16_gemm.py --m "${TUNE_M:-1,16,32,64,128,256}" --out "$OUT/tune_w4a16_gemm.csv" 2>&1 \
+        | grep -v "^  bm" | tail -40 ;;
     tune)
       log "GEMV configuration sweep"
       python3 bench/tune_w4a16_gemv.py --out "$OUT/tune_w4a16_gemv.csv" 2>&1 | tail -60 ;;

@@ -45,10 +45,11 @@ def gemv(x, qw, **cfg):
 
 
 def triton_gemm(x, qw, config=None):
-    from tinygemm.triton.w4a16_gemm import CONFIGS, w4a16_gemm
+    """The Triton GEMM with the heuristic's configuration, or the one given."""
+    from tinygemm.triton.w4a16_gemm import w4a16_gemm
 
     y = poisoned((x.shape[0], qw.shape[1]), x.dtype)
-    return w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, qw.group_size, out=y, config=config or CONFIGS[0])
+    return w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, qw.group_size, out=y, config=config)
 
 
 def check(y, x, qw, what):
@@ -95,17 +96,23 @@ def test_portable_simt_gemv(gs, symmetric, dtype):
         check(gemv(x, qw, impl=2), x, qw, f"simt M={M}")
 
 
-def test_every_triton_configuration():
-    from tinygemm.triton.w4a16_gemm import CONFIGS
+TRITON_GRID = [(bm, bt, bc, sk, swap) for bm in (16, 64, 128) for bt in (2, 8) for bc in (1, 4)
+               for sk in (1, 3) for swap in (False, True) if not (bm == 128 and bt == 8 and bc == 4)]
 
-    for cfg in CONFIGS:
-        for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16)]:
-            if gs == 32 and cfg.kwargs["BC"] > 1:
-                continue  # pruned: group 32 runs with one chunk per step
-            qw = make(1536, 2112, gs, sym, dtype)
-            for M in (1, 17, 130):
-                x = torch.randn(M, 1536, device="cuda").to(dtype)
-                check(triton_gemm(x, qw, cfg), x, qw, f"{cfg} gs={gs} M={M}")
+
+@pytest.mark.parametrize("bm,bt,bc,sk,swap", TRITON_GRID)
+def test_every_triton_configuration(bm, bt, bc, sk, swap):
+    """Every tile shape, split-K (3: uneven shares) and orientation, on every scale path: per-column
+    (group a multiple of the step), per-element (group shorter than the step), per-channel."""
+    from tinygemm.triton.w4a16_gemm import GemmConfig
+
+    cfg = GemmConfig(bm, bt, bc, sk, warps=8 if bm * bt >= 512 else 4, stages=3, swap=swap)
+    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
+                           (-1, False, torch.float16)]:
+        qw = make(1536, 2112, gs, sym, dtype)
+        for M in (1, 17, 130):
+            x = torch.randn(M, 1536, device="cuda").to(dtype)
+            check(triton_gemm(x, qw, cfg), x, qw, f"{cfg} gs={gs} M={M}")
 
 
 @pytest.mark.parametrize("backend", ["auto", "cuda", "triton"])

@@ -51,7 +51,7 @@ class TinygemmCuda(_Tinygemm):
 
 
 class TinygemmTriton(_Tinygemm):
-    """tinygemm w4a16_gemm: Triton INT4 GEMM for any M (autotuned per M bucket and shape)."""
+    """tinygemm w4a16_gemm: Triton INT4 GEMM for any M (launch configuration from pick_config)."""
 
     name = "tinygemm_triton"
 
