@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench] [seeds] [list]
+#   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench]
+#                             [seeds] [peers] [seed001] [seed003] [seed004] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -59,8 +60,38 @@ for s in $stages; do
       python3 -m tinygemm.report "$OUT/seed000" --force
       log "seed 002: INT4 implementations at m=1, n=k=8192, group 128"
       python3 -m tinygemm.bench --shapes "1,8192,8192" --backends all --out "$OUT/seed002" --force --quiet 2>&1 | tail -25 ;;
+    peers)
+      log "issue 6: tinygemm vs Marlin vs Machete vs torch int4pack vs fp16, with load-time preparation"
+      for mt in "Llama-3-8B 1" "Llama-3-70B 4"; do
+        set -- $mt
+        python3 -m tinygemm.bench --model "$1" --tp "$2" --batches 1,4,16,32,64,128,256,512 \
+          --backends tinygemm_cuda,tinygemm_triton,marlin_uint4b8,machete_uint4b8,torch_int4pack,torch_matmul \
+          --prepare-cost --out "$OUT/int4_peers" --resume --quiet 2>&1 | tail -3
+      done
+      python3 -m tinygemm.analyze sums "$OUT/int4_peers/results.csv" -o "$OUT/int4_peers/sums.md" --force | tail -60 ;;
+    seed004)
+      log "seed 004: Marlin over quant types, group sizes, act_order, k_full (+ repack), fp16 baseline; Llama-2-7B"
+      for gs in 128 -1 32 64; do
+        python3 -m tinygemm.bench --model Llama-2-7B --batches 1,16,64,256 --group-size "$gs" --prepare-cost \
+          --backends torch_matmul,marlin_uint4b8,marlin_uint4,marlin_uint8b128,marlin_uint4b8_actorder,marlin_uint4b8_actorder_kpartial,marlin_float8_e4m3fn,marlin_nvfp4,marlin_mxfp4 \
+          --out "$OUT/seed004" --resume --quiet 2>&1 | tail -2
+      done
+      python3 -m tinygemm.analyze sums "$OUT/seed004/results.csv" -o "$OUT/seed004/sums.md" --force | tail -20 ;;
+    seed001)
+      log "seed 001 (torch half): FP8 per-token x per-channel _scaled_mm vs fp16, aiter's models at TP 4 and 8"
+      python3 -m tinygemm.bench --model Llama-4-Scout Qwen3-Coder-480B-A35B DeepSeek-V3 --tp 4 8 \
+        --batches 1,2,4,8,16,32,64,128,256,512,1024,2048,4096 --backends torch_fp8_rowwise,torch_matmul \
+        --out "$OUT/seed001" --force --quiet 2>&1 | tail -3
+      python3 -m tinygemm.analyze compare "$OUT/seed001/results.csv" --a-backend torch_matmul \
+        --b-backend torch_fp8_rowwise -o "$OUT/seed001/fp8_vs_fp16.csv" --force 2>&1 | tail -30 ;;
+    seed003)
+      log "seed 003: decode INT4 study (speedup vs N, dequant breakdown, % of peak from ncu)"
+      python3 -m tinygemm.bench --kn 4096,1024 --kn 4096,4096 --kn 4096,14336 --kn 4096,28672 --batches 1,2,4,8 \
+        --backends torch_matmul,dequant_matmul,tinygemm_cuda,tinygemm_triton --out "$OUT/seed003" --force --quiet 2>&1 | tail -3
+      python3 -m tinygemm.plot "$OUT/seed003/results.csv" --out "$OUT/seed003/plots" >/dev/null
+      python3 bench/seed003_ncu.py --out "$OUT/seed003" 2>&1 | tail -20 ;;
     list)
-      python3 -m tinygemm.bench --list-backends 2>&1 | tail -30 ;;
+      python3 -m tinygemm.bench --list-backends 2>&1 | tail -40 ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac
 done

@@ -139,3 +139,26 @@ def test_plots_and_report_render(tmp_path):
     assert report.main([str(d)]) == 0
     page = open(d / "report.html").read()
     assert "data:image/png;base64" in page and "test GPU" in page and "Efficiency cliffs" in page
+
+
+def test_layer_sums_fastest_and_prepare_rows(tmp_path):
+    """Sums need every layer of the model; prepare rows are listed apart and never read as GEMMs."""
+    def row(b, layer, M, t, op="gemm"):
+        return {"op": op, "backend": b, "model": "m", "tp": "1", "layer": layer, "M": M, "K": 64, "N": 64,
+                "time_us": t, "status": "ok", "weight_format": "f", "peak_mem_mb": 1.0, "note": "GPTQ -> f"}
+    rows = [row("a", "x", 1, 2.0), row("a", "y", 1, 3.0), row("b", "x", 1, 1.0), row("b", "y", 1, 1.5),
+            row("c", "x", 1, 0.1),  # c lacks layer y: no sum
+            row("b", "x", 0, 900.0, op="prepare")]
+    sums, prep = analyze.layer_sums(rows)
+    got = {r["backend"]: (r["sum_us"], r["vs_fastest"]) for r in sums}
+    assert got == {"a": (5.0, 2.0), "b": (2.5, 1.0)}
+    assert [r["backend"] for r in prep] == ["b"]
+    md = analyze.sums_markdown(sums, prep)
+    assert "**2.5**" in md and "| 0.900 |" in md
+    path = tmp_path / "r.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=results.COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    assert all(p.M != 0 for p in analyze.load(str(path)))  # the prepare row is not a GEMM point
+    assert analyze.main(["sums", str(path), "-o", str(tmp_path / "s.md")]) == 0

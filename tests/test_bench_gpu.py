@@ -33,3 +33,47 @@ def test_short_run_over_every_available_backend(tmp_path):
         assert not math.isnan(float(r["gbps"]))
         if peak and r["pct_peak_flops"]:
             assert float(r["pct_peak_flops"]) < 105, r  # nothing runs above the datasheet
+
+
+NEW_PEERS = ["machete_uint4b8", "machete_uint4", "marlin_float8_e4m3fn", "marlin_nvfp4", "marlin_mxfp4"]
+
+
+@pytest.mark.parametrize("args", [["--dtype", "bf16"], ["--group-size", "64"], ["--group-size", "-1"], ["--asym"]])
+def test_machete_and_marlin_fp8_fp4_formats(tmp_path, args):
+    """Machete and the FP8/FP4 Marlin variants against the fp32 reference of the weights they hold, at
+    shapes from real models (Qwen2.5-7B down_proj's N = 3584, Llama-3-8B's K = 14336) and odd M."""
+    reg = registry()
+    names = [n for n in NEW_PEERS if reg[n].unavailable() is None]
+    if not names:
+        pytest.skip("; ".join(f"{n}: {reg[n].unavailable()}" for n in NEW_PEERS))
+    rc = main(["--kn", "18944,3584", "--kn", "14336,4096", "--batches", "1,7,33,256", "--backends", ",".join(names),
+               "--out", str(tmp_path), "--quiet", "--max-samples", "20", "--budget-ms", "100", *args])
+    assert rc == 0
+    rows = results.read_rows(str(tmp_path / "results.csv"))
+    assert {r["backend"] for r in rows} == set(names)
+    for r in rows:
+        assert r["status"] in ("ok", "unsupported"), (r["backend"], r["K"], r["M"], r["status"], r["note"])
+        if r["status"] == "unsupported":
+            assert r["note"]
+        else:
+            assert float(r["max_rel_err"]) <= reg[r["backend"]].tolerance, r
+    # every new peer ran somewhere in this format, unless it says why not for every shape
+    for n in names:
+        mine = [r for r in rows if r["backend"] == n]
+        assert any(r["status"] == "ok" for r in mine) or all(r["note"] for r in mine), n
+
+
+def test_prepare_cost_rows(tmp_path):
+    """--prepare-cost: one op=prepare row per shape and backend that has a load-time conversion."""
+    reg = registry()
+    names = [n for n in ("tinygemm_cuda", "torch_int4pack", "marlin_uint4b8", "marlin_uint4", "machete_uint4b8")
+             if reg[n].unavailable() is None]
+    rc = main(["--kn", "4096,6144", "--batches", "1", "--backends", ",".join(names), "--prepare-cost",
+               "--out", str(tmp_path), "--quiet", "--max-samples", "20", "--budget-ms", "100"])
+    assert rc == 0
+    rows = results.read_rows(str(tmp_path / "results.csv"))
+    prep = {r["backend"]: r for r in rows if r["op"] == "prepare"}
+    assert set(prep) == set(names)
+    for r in prep.values():
+        assert r["status"] == "ok" and r["M"] == "0", r
+        assert 1 < float(r["time_us"]) < 5e6 and float(r["peak_mem_mb"]) >= 0, r

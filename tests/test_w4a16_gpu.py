@@ -96,17 +96,20 @@ def test_portable_simt_gemv(gs, symmetric, dtype):
         check(gemv(x, qw, impl=2), x, qw, f"simt M={M}")
 
 
-TRITON_GRID = [(bm, bt, bc, sk, swap) for bm in (16, 64, 128) for bt in (2, 8) for bc in (1, 4)
-               for sk in (1, 3) for swap in (False, True) if not (bm == 128 and bt == 8 and bc == 4)]
+# A covering set rather than the full product (each configuration compiles per format): every tile
+# height and width, step length, split-K (3: uneven shares) and orientation, and the portable unpack.
+TRITON_GRID = [(16, 2, 1, 1, False, False), (16, 8, 4, 3, True, False), (32, 4, 2, 3, False, True),
+               (64, 2, 4, 3, False, False), (64, 8, 1, 1, True, True), (64, 16, 2, 3, True, False),
+               (128, 2, 1, 3, True, False), (128, 8, 1, 1, False, False)]
 
 
-@pytest.mark.parametrize("bm,bt,bc,sk,swap", TRITON_GRID)
-def test_every_triton_configuration(bm, bt, bc, sk, swap):
-    """Every tile shape, split-K (3: uneven shares) and orientation, on every scale path: per-column
-    (group a multiple of the step), per-element (group shorter than the step), per-channel."""
+@pytest.mark.parametrize("bm,bt,bc,sk,swap,portable", TRITON_GRID)
+def test_every_triton_configuration(bm, bt, bc, sk, swap, portable):
+    """Each configuration on every scale path: per step (group a multiple of the step), per weight
+    (group shorter than the step), per channel; N = 2112 leaves a column tail for wide tiles."""
     from tinygemm.triton.w4a16_gemm import GemmConfig
 
-    cfg = GemmConfig(bm, bt, bc, sk, warps=8 if bm * bt >= 512 else 4, stages=3, swap=swap)
+    cfg = GemmConfig(bm, bt, bc, sk, warps=8 if bm * bt >= 1024 else 4, stages=3, swap=swap, portable=portable)
     for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
                            (-1, False, torch.float16)]:
         qw = make(1536, 2112, gs, sym, dtype)

@@ -55,7 +55,7 @@ def load(path: str) -> list[Point]:
     if {"backend", "M", "N", "K", "time_us"} <= cols:
         pts = []
         for r in rows:
-            if r.get("status", "ok") != "ok":
+            if r.get("status", "ok") != "ok" or r.get("op") == "prepare":  # weight preparation is not a GEMM
                 continue
             util = _f(r.get("pct_peak_flops")) / 100
             if math.isnan(util):
@@ -257,6 +257,66 @@ def _table(title: str, rows: list[dict], cols: list[str]) -> None:
     Console().print(t)
 
 
+# --- per-model sums ------------------------------------------------------------------------------
+
+
+def layer_sums(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(per (model, tp, M): each backend's time summed over the model's layers, with the fastest
+    named; the op=prepare rows). A backend missing a layer at some M gets no sum there."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("op") != "prepare"]
+    layers: dict[tuple, set] = defaultdict(set)
+    t: dict[tuple, dict] = defaultdict(dict)
+    for r in ok:
+        g = (r.get("model", ""), r.get("tp", ""))
+        layers[g].add(r.get("layer", ""))
+        t[(g, r["backend"], int(r["M"]))][r.get("layer", "")] = float(r["time_us"])
+    out = []
+    for (g, b, M), per in sorted(t.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        if set(per) == layers[g]:
+            out.append({"model": g[0], "tp": g[1], "M": M, "backend": b, "sum_us": round(sum(per.values()), 2)})
+    best: dict[tuple, float] = {}
+    for r in out:
+        k = (r["model"], r["tp"], r["M"])
+        best[k] = min(best.get(k, math.inf), r["sum_us"])
+    for r in out:
+        r["vs_fastest"] = round(r["sum_us"] / best[(r["model"], r["tp"], r["M"])], 3)
+    prep = [r for r in rows if r.get("op") == "prepare"]
+    return out, prep
+
+
+def sums_markdown(sums: list[dict], prep: list[dict]) -> str:
+    lines = []
+    for g in sorted({(r["model"], r["tp"]) for r in sums}):
+        mine = [r for r in sums if (r["model"], r["tp"]) == g]
+        Ms = sorted({r["M"] for r in mine})
+        backends = list(dict.fromkeys(r["backend"] for r in mine))
+        cell = {(r["backend"], r["M"]): r for r in mine}
+        lines += [f"### {g[0]} TP{g[1]}: time summed over the layers (us); **bold** = fastest", "",
+                  "| backend | " + " | ".join(f"M={m}" for m in Ms) + " |", "|---" * (len(Ms) + 1) + "|"]
+        for b in backends:
+            cells = []
+            for m in Ms:
+                r = cell.get((b, m))
+                cells.append("-" if r is None else f"**{r['sum_us']:.1f}**" if r["vs_fastest"] == 1 else f"{r['sum_us']:.1f}")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if prep:
+        lines += ["### Weight preparation at load (per weight matrix; wall-clock, median of 5)", "",
+                  "| backend | model | layer | K | N | format | time (ms) | peak extra memory (MB) | from |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in prep:
+            if r.get("status") != "ok":
+                lines.append(f"| {r['backend']} | {r.get('model', '')} | {r.get('layer', '')} | {r['K']} | {r['N']} "
+                             f"| | {r['status']} | | {r.get('note', '')} |")
+                continue
+            src = r.get("note", "").split(" -> ")[0]
+            lines.append(f"| {r['backend']} | {r.get('model', '')} | {r.get('layer', '')} | {r['K']} | {r['N']} | "
+                         f"{r.get('weight_format', '')} | {float(r['time_us']) / 1e3:.3f} | "
+                         f"{float(r['peak_mem_mb']):.1f} | {src} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tinygemm.analyze", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -274,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--b-backend", default=None)
     m.add_argument("-o", "--out", default=None)
     m.add_argument("--force", action="store_true")
+    su = sub.add_parser("sums", help="per model and TP: each backend's time summed over the layers, per M (Markdown)")
+    su.add_argument("csv")
+    su.add_argument("-o", "--out", default=None, help="write the Markdown here too")
+    su.add_argument("--force", action="store_true")
     d = sub.add_parser("dedup", help="keep the fastest row per shape of an aiter tuned CSV")
     d.add_argument("csv")
     d.add_argument("-o", "--out", required=True)
@@ -317,6 +381,15 @@ def main(argv: list[str] | None = None) -> int:
             s = r["slowdowns"]
             print(f"slowdowns: {s['count']} (mean {s['mean']:.3f}, worst {s['worst']:.3f})")
             _write(a.out, r["pairs"], a.force)
+        elif a.cmd == "sums":
+            from .results import read_rows
+
+            text = sums_markdown(*layer_sums(read_rows(a.csv)))
+            print(text)
+            if a.out:
+                if os.path.exists(a.out) and not a.force:
+                    raise ValueError(f"{a.out} exists; pass --force to overwrite it")
+                open(a.out, "w").write(text + "\n")
         elif a.cmd == "dedup":
             header, rows = read_aiter(a.csv)
             best = dedup_aiter(header, rows)

@@ -164,7 +164,7 @@ def all_plots(csv_path: str, out_dir: str, ceilings: dict | None = None) -> list
     try:
         from .results import read_rows
 
-        rows = read_rows(csv_path)
+        rows = [r for r in read_rows(csv_path) if r.get("op") != "prepare"]
         c = ceilings or {}
         files += roofline(rows, out_dir, c.get("copy_gbps"), c.get("matmul_tflops"))
     except ValueError:

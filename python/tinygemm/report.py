@@ -52,6 +52,8 @@ def render(results_dir: str) -> str:
     summary = [{"backend": b, "fastest at (shape, M) points": n} for b, n in sorted(wins.items(), key=lambda kv: -kv[1])]
     cliffs = analyze.find_cliffs(points)
     bad = [r for r in rows if r.get("status") not in ("ok",)]
+    prep = [r for r in rows if r.get("op") == "prepare"]
+    rows = [r for r in rows if r.get("op") != "prepare"]
     with tempfile.TemporaryDirectory() as d:
         imgs = [_img(f) for f in plot.all_plots(csv_path, d, meta.get("measured_ceilings")) if f.endswith(".png")]
     dev = meta.get("device", {})
@@ -67,6 +69,9 @@ def render(results_dir: str) -> str:
         "<h2>Plots</h2>", *imgs,
         f"<h2>Efficiency cliffs ({len(cliffs)})</h2>",
         _table(cliffs[:200], ["backend", "K", "N", "M", "util", "best_smaller_util", "best_smaller_M", "kernel_switch"]),
+        *([f"<h2>Weight preparation at load ({len(prep)})</h2>",
+           _table(prep, ["backend", "layer", "K", "N", "weight_format", "time_us", "peak_mem_mb", "status", "note"])]
+          if prep else []),
         f"<h2>Rows not ok ({len(bad)})</h2>", _table(bad[:200], ["backend", "K", "N", "M", "status", "note"]),
         "<h2>All results</h2>",
         _table(rows, ["backend", "model", "layer", "tp", "M", "K", "N", "time_us", "tflops", "gbps",

@@ -38,6 +38,9 @@ class Prepared:
     # activations in the backend's input format (e.g. fp8 + scale); returns (x_in, fp32 x for the ref)
     make_input: Callable[[torch.Tensor], tuple[Any, torch.Tensor]] | None = None
     workspace_bytes: int = 0
+    # the load-time conversion from a checkpoint format into this backend's (timed by --prepare-cost)
+    repack: Callable[[], Any] | None = None
+    repack_from: str = ""
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -96,7 +99,7 @@ def tensor_bytes(state) -> int:
 
 def registry() -> dict[str, Backend]:
     """Every backend tinygemm knows, available or not, by name."""
-    from . import aiter, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
+    from . import aiter, machete, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
 
     backends: list[Backend] = [
         torch_matmul.TorchMatmul(),
@@ -107,6 +110,7 @@ def registry() -> dict[str, Backend]:
         tinygemm_kernels.TinygemmCuda(),
         tinygemm_kernels.TinygemmTriton(),
         *marlin.variants(),
+        *machete.variants(),
         aiter.AiterA8W8("ck"),
         aiter.AiterA8W8("bpreshuffle"),
     ]

@@ -45,5 +45,7 @@ class TorchInt4Pack(Backend):
             call=lambda s, x: torch._weight_int4pack_mm(x, s[0], gs, s[1]),
             states=[state], clone=clone_tensors, ref_w=ref_w, weight_bytes=tensor_bytes(state),
             weight_format=f"int4pack_g{gs}", x_dtype=torch.bfloat16,
+            repack=lambda: formats.to_int4pack(qw, inner_k_tiles=8),
+            repack_from="4-bit codes + scales (unpack, byte-pack, _convert_weight_to_int4pack)",
             note="bf16 activations (the kernel's only dtype)" if p.dtype != torch.bfloat16 else "",
         )

@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None):
     g.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16", help="activation dtype")
     g.add_argument("--group-size", type=int, default=128, choices=[32, 64, 128, -1])
     g.add_argument("--asym", action="store_true", help="INT4 with zero points (AWQ) instead of symmetric (GPTQ)")
+    g.add_argument("--machete-schedule", default=None,
+                   help="a Machete schedule name (default: Machete's heuristic; the supported ones are in each row's "
+                        "note and the JSON sidecar)")
+    g.add_argument("--prepare-cost", action="store_true",
+                   help="also time each backend's load-time weight conversion (op=prepare rows, M=0)")
     g = p.add_argument_group("timing")
     g.add_argument("--l2", choices=["cold", "hot"], default="cold")
     g.add_argument("--mode", choices=["auto", "event", "graph"], default="auto")
@@ -105,6 +110,14 @@ def list_backends(reg: dict) -> int:
         why = b.unavailable()
         t.add_row(n, b.op, "yes" if b.default else "", "[green]available[/]" if why is None else f"[red]{why}[/]")
     Console().print(t)
+    from ..backends.peers import other_peers
+
+    t = Table(title="other INT4/INT8 kernels looked for")
+    t.add_column("peer")
+    t.add_column("status")
+    for n, why in other_peers():
+        t.add_row(n, why)
+    Console().print(t)
     return 0
 
 
@@ -166,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .runner import Options, Stats, run_shape
 
+    from ..backends.machete import Machete
+
+    Machete.schedule = a.machete_schedule
     opts = Options(dtype=torch.float16 if a.dtype == "fp16" else torch.bfloat16, group_size=a.group_size,
                    symmetric=not a.asym, refcheck=not a.no_refcheck, kernel_names=a.kernel_names, peaks=peaks,
+                   prepare_cost=a.prepare_cost,
                    ceilings=ceil, timing=dict(l2=a.l2, mode=a.mode, target=a.target, min_samples=a.min_samples,
                                               max_samples=a.max_samples, budget_ms=a.budget_ms,
                                               # each point's first call (outside timing) already absorbs

@@ -38,6 +38,7 @@ class Options:
     timing: dict = field(default_factory=dict)   # tinygemm.timing.options(...) keywords
     refcheck: bool = True
     kernel_names: bool = False
+    prepare_cost: bool = False                    # one "prepare" row per shape and backend (M = 0)
     peaks: dict | None = None                     # datasheet peaks (tinygemm.gpus.peaks)
     ceilings: dict = field(default_factory=dict)  # measured: copy_gbps, matmul_tflops
 
@@ -143,6 +144,35 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
     return row
 
 
+REPACK_RUNS = 5
+
+
+def measure_repack(prep: Prepared, backend: Backend, shape: Shape, opts: Options) -> dict:
+    """The load-time conversion into the backend's format: wall-clock per weight matrix (it mixes
+    host and device work, and a model load pays the wall-clock), median of REPACK_RUNS after one
+    warm-up, and the peak memory it allocates beyond what exists before it."""
+    row = base_row(shape, backend, 0, opts)
+    row.update(op="prepare", weight_format=prep.weight_format, timing_mode="wall", l2="",
+               note=f"{prep.repack_from} -> {prep.weight_format}")
+    out = prep.repack()
+    del out
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    times = []
+    for _ in range(REPACK_RUNS):
+        t0 = time.perf_counter()
+        out = prep.repack()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e6)
+        del out
+    times.sort()
+    row.update(time_us=times[len(times) // 2], time_us_min=times[0], time_us_p10=times[0], time_us_p90=times[-1],
+               samples=len(times), peak_mem_mb=(torch.cuda.max_memory_allocated() - before) / 1e6,
+               weight_mb=prep.weight_bytes / 1e6, status="ok")
+    return row
+
+
 def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done: set, stats: Stats, advance) -> None:
     """All backends and batch sizes of one weight shape."""
     p = Problem(shape.K, shape.N, opts.dtype, opts.group_size, opts.symmetric)
@@ -165,6 +195,14 @@ def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done:
                 reason, status = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "error"
         else:
             status = "unsupported"
+        prep_key = row_key(base_row(shape, b, 0, opts))
+        if opts.prepare_cost and prep is not None and prep.repack is not None and prep_key not in done:
+            try:
+                write(measure_repack(prep, b, shape, opts))
+            except Exception as e:
+                write({**base_row(shape, b, 0, opts), "op": "prepare", "status": "error",
+                       "note": f"repack: {type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+            torch.cuda.empty_cache()
         for M in todo:
             t0 = time.perf_counter()
             if prep is None:

@@ -1,12 +1,16 @@
 """Triton INT4 kernels over tinygemm's packed layout (formats.py): w4a16_gemm (any M) and w4_dequant.
 
-Reading the layout in Triton: a block loads the words of BT tiles x BC chunks as a 2-D int32 tile
-[(tile, g), (chunk, t, j)] (rows of 64 contiguous bytes), then expands each word's 8 nibbles with
-one broadcast shift into [(tile, g), h, (chunk, t, j), s] and reshapes it to [(tile, g, h), k'].
-Row (tile, g, h) is output column n = 16*tile + 8*h + g; reduction index k' = (chunk, t, j, s) is
-physical k = 64*chunk + 32*(j // 2) + 8*t + 4*(j % 2) + s. The dot product does not care about the order of k, so x is
-loaded in the same permuted order instead of moving nibbles around. Weights become exact integers
-(q - z) in the activation dtype; the group scale multiplies the fp32 partial product.
+Reading the layout in Triton: a program loads the words of BT tiles x BC chunks as a 2-D int32 tile
+[(tile, g), (chunk, t, j)] (rows of 64 contiguous bytes). A word holds 2 output columns (n = 16*tile
++ g and + 8: the two "halves") x 4 consecutive k. Each half is unpacked into [(tile, g), k'] with
+k' = (chunk, t, j, s) at physical k = 64*chunk + 32*(j // 2) + 8*t + 4*(j % 2) + s; the dot product
+does not care about the order of k, so x is loaded in the same permuted order instead of moving
+nibbles around. Weights become exact integers (q - z) in the activation dtype through the
+magic-number trick; the group scale multiplies the fp32 partial product of each step.
+
+Speed (H100, bench/results/h100/): a configuration sweep chose wide column tiles, split-K through an
+fp32 workspace, and the inline-PTX unpack (the compiler's own version of the same bit operations
+issued twice the instructions, and the kernel is issue-bound at small M).
 """
 
 from __future__ import annotations
@@ -257,10 +261,11 @@ class GemmConfig:
     warps: int = 4
     stages: int = 3
     swap: bool = False
+    portable: bool = False  # the compiler's unpack instead of inline PTX (AMD's path; tests run it on NVIDIA)
 
     def __str__(self) -> str:
         return (f"bm{self.block_m}_bt{self.bt}_bc{self.bc}_sk{self.split_k}_w{self.warps}_s{self.stages}"
-                f"{'_swap' if self.swap else ''}")
+                f"{'_swap' if self.swap else ''}{'_portable' if self.portable else ''}")
 
 
 def _ptx_available() -> bool:
@@ -273,27 +278,30 @@ def _num_sms(device: torch.device) -> int:
 
 
 def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int) -> GemmConfig:
-    """The launch heuristic (NVIDIA; bench/tune_w4a16_gemm.py measures the grid it was chosen from).
+    """The launch heuristic, read off a measured sweep (bench/tune_w4a16_gemm.py; H100 results in
+    bench/results/h100/tune_w4a16_gemm*.csv): within a few % of the best configuration per layer.
 
-    Small M streams weights: narrow column tiles and long K steps keep enough bytes in flight per
-    program, and split-K fills the SMs when the columns alone do not. Larger M reuses each weight
-    tile across more rows: wider tiles cut the re-reads of x.
+    Column tiles of 64-128 (bt 4-8) with split-K beat narrow tiles: each program keeps 8-16 KB of
+    weights in flight per step and the grid still covers the SMs. Up to 32 rows the weights are the
+    second MMA operand; from 64 rows, the first (SWAP), where Hopper's wgmma takes 64-row tiles.
     """
-    bm = 16 if M <= 16 else 32 if M <= 32 else 64
-    bt = 2 if M <= 32 else 4 if M <= 64 else 8
-    bc = 4 if M <= 64 else 2
-    if torch.version.hip:
-        bc = min(bc, 2)
-    if group_size >= 64:
-        bc = min(bc, group_size // 64)  # a step inside one group: one scale per column
+    if M <= 16:
+        bm, bt, bc, cap, stages = 16, 4, 2, 4, 3
+    elif M <= 32:
+        bm, bt, bc, cap, stages = 32, 8, 2, 3, 4
+    else:
+        bm, bt, bc, cap, stages = 64, 8, 1, 2, 3
+    if group_size == 64 or group_size == 32:
+        bc = 1  # a step no longer than the group keeps one scale per column (group 32: per weight)
     chunks = K // 64
     programs = triton.cdiv(N, 16 * bt) * triton.cdiv(M, bm)
     split = 1
-    # split K while the grid is under two programs per SM and each share keeps >= 4 steps
-    while programs * split * 2 <= 2 * num_sms and chunks // (bc * split * 2) >= 4:
+    # split K while the grid stays under `cap` programs per SM and each share keeps >= 4 steps
+    while split < 8 and programs * split * 2 <= cap * num_sms and chunks // (bc * split * 2) >= 4:
         split *= 2
-    return GemmConfig(bm, bt, bc, split, warps=4 if bm * bt <= 128 else 8, stages=3 if torch.version.hip is None else 2,
-                      swap=M <= 32)
+    if torch.version.hip:
+        stages = 2  # AMD: LDS-bound software pipelining (untuned: no AMD GPU is lent here)
+    return GemmConfig(bm, bt, bc, split, warps=4, stages=stages, swap=M > 32)
 
 
 def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
@@ -318,7 +326,7 @@ def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
     even = N % (16 * c.bt) == 0 and (K // 64) % c.bc == 0
     _w4a16_gemm_kernel[grid](x, qweight, scales, z, y, ws, M, N, K, x.stride(0), y.stride(0), split,
                              GS=gs, HAS_ZEROS=zeros is not None, IS_BF16=x.dtype == torch.bfloat16,
-                             EVEN=even, PTX=_ptx_available(),
+                             EVEN=even, PTX=_ptx_available() and not c.portable,
                              BLOCK_M=c.block_m, BT=c.bt, BC=c.bc, SWAP=c.swap,
                              num_warps=c.warps, num_stages=c.stages)
     if split > 1:
