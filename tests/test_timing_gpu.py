@@ -15,20 +15,29 @@ def test_spin_kernel_measured_within_2_percent():
     assert abs(t.median_us - 200.0) / 200.0 < 0.02, t
 
 
-def test_cold_l2_read_is_bounded_by_bandwidth_and_hot_is_faster():
-    nbytes = 40 * 1000 * 1000
+def _read_timings(nbytes):
     buf = torch.randint(0, 2**30, (nbytes // 4,), dtype=torch.int32, device="cuda")
     sink = torch.zeros(1, dtype=torch.int32, device="cuda")
 
     def read():
         _C.read_buffer(buf.data_ptr(), nbytes, sink.data_ptr(), stream_handle())
 
+    return timing.measure(read, l2="cold", mode="event"), timing.measure(read, l2="hot", mode="event")
+
+
+def test_cold_l2_read_is_bounded_by_bandwidth_and_hot_is_faster():
+    """40 MB (the issue's size): cold is no faster than DRAM allows, hot is faster than cold. 40 MB is
+    near the H100's 50 MB L2, whose two partitions keep it from serving all of it hot, so the
+    'hot beats DRAM' physics is checked on 16 MB, which fits."""
     bw = ceilings.copy_bandwidth_gbps()
-    floor_us = nbytes / (bw * 1e3)
-    cold = timing.measure(read, l2="cold", mode="event")
-    hot = timing.measure(read, l2="hot", mode="event")
-    assert cold.median_us >= 0.95 * floor_us, (cold.median_us, floor_us, bw)
-    assert hot.median_us < floor_us, (hot.median_us, floor_us)
+    nbytes = 40 * 1000 * 1000
+    cold, hot = _read_timings(nbytes)
+    assert cold.median_us >= 0.95 * nbytes / (bw * 1e3), (cold.median_us, nbytes / (bw * 1e3), bw)
+    assert hot.median_us < cold.median_us, (hot.median_us, cold.median_us)
+    small = 16 * 1000 * 1000
+    cold_s, hot_s = _read_timings(small)
+    assert cold_s.median_us >= 0.95 * small / (bw * 1e3), (cold_s.median_us, small / (bw * 1e3))
+    assert hot_s.median_us < small / (bw * 1e3), (hot_s.median_us, small / (bw * 1e3))
 
 
 def test_graph_mode_beats_per_launch_timing_on_a_tiny_kernel():

@@ -67,6 +67,8 @@ class Marlin(Backend):
             return f"Marlin takes fp16/bf16 activations; got {p.dtype}"
         if p.N % 64 or p.K % 128:
             return f"Marlin needs N % 64 == 0 and K % 128 == 0; got K={p.K}, N={p.N}"
+        if self.qtype == "mxfp4" and p.dtype != torch.bfloat16:
+            return f"MXFP4 Marlin runs with bf16 activations only (its e8m0 scales); got {p.dtype}"
         gs = self.group_size(p)
         if self.qtype == "float8_e4m3fn" and gs not in (-1, 128):
             return f"FP8 Marlin takes per-channel scales (-1) or group 128; got {gs}"
