@@ -77,6 +77,12 @@ for s in $stages; do
           --out "$OUT/seed004" --resume --quiet 2>&1 | tail -2
       done
       python3 -m tinygemm.analyze sums "$OUT/seed004/results.csv" -o "$OUT/seed004/sums.md" --force | tail -20 ;;
+    seed004-bf16)
+      log "seed 004, bf16 activations (MXFP4 Marlin runs with bf16 only)"
+      python3 -m tinygemm.bench --model Llama-2-7B --batches 1,16,64,256 --dtype bf16 --prepare-cost \
+        --backends torch_matmul,marlin_uint4b8,marlin_float8_e4m3fn,marlin_nvfp4,marlin_mxfp4 \
+        --out "$OUT/seed004-bf16" --force --quiet 2>&1 | tail -2
+      python3 -m tinygemm.analyze sums "$OUT/seed004-bf16/results.csv" -o "$OUT/seed004-bf16/sums.md" --force | head -12 ;;
     seed001)
       log "seed 001 (torch half): FP8 per-token x per-channel _scaled_mm vs fp16, aiter's models at TP 4 and 8"
       python3 -m tinygemm.bench --model Llama-4-Scout Qwen3-Coder-480B-A35B DeepSeek-V3 --tp 4 8 \
@@ -90,6 +96,9 @@ for s in $stages; do
         --backends torch_matmul,dequant_matmul,tinygemm_cuda,tinygemm_triton --out "$OUT/seed003" --force --quiet 2>&1 | tail -3
       python3 -m tinygemm.plot "$OUT/seed003/results.csv" --out "$OUT/seed003/plots" >/dev/null
       python3 bench/seed003_ncu.py --out "$OUT/seed003" 2>&1 | tail -20 ;;
+    pytest:*)
+      log "GPU tests: ${s#pytest:}"
+      python3 -m pytest tests -q -p no:cacheprovider -k "${s#pytest:}" 2>&1 | tee -a "$OUT/gpu-tests-k.log" | tail -6 ;;
     list)
       python3 -m tinygemm.bench --list-backends 2>&1 | tail -40 ;;
     *) echo "unknown stage $s"; exit 2 ;;

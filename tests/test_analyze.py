@@ -145,6 +145,7 @@ def test_layer_sums_fastest_and_prepare_rows(tmp_path):
     """Sums need every layer of the model; prepare rows are listed apart and never read as GEMMs."""
     def row(b, layer, M, t, op="gemm"):
         return {"op": op, "backend": b, "model": "m", "tp": "1", "layer": layer, "M": M, "K": 64, "N": 64,
+                "act_dtype": "float16", "group_size": "128",
                 "time_us": t, "status": "ok", "weight_format": "f", "peak_mem_mb": 1.0, "note": "GPTQ -> f"}
     rows = [row("a", "x", 1, 2.0), row("a", "y", 1, 3.0), row("b", "x", 1, 1.0), row("b", "y", 1, 1.5),
             row("c", "x", 1, 0.1),  # c lacks layer y: no sum

@@ -15,14 +15,14 @@ def test_spin_kernel_measured_within_2_percent():
     assert abs(t.median_us - 200.0) / 200.0 < 0.02, t
 
 
-def _read_timings(nbytes):
+def _read_timings(nbytes, hot_mode="event"):
     buf = torch.randint(0, 2**30, (nbytes // 4,), dtype=torch.int32, device="cuda")
     sink = torch.zeros(1, dtype=torch.int32, device="cuda")
 
     def read():
         _C.read_buffer(buf.data_ptr(), nbytes, sink.data_ptr(), stream_handle())
 
-    return timing.measure(read, l2="cold", mode="event"), timing.measure(read, l2="hot", mode="event")
+    return timing.measure(read, l2="cold", mode="event"), timing.measure(read, l2="hot", mode=hot_mode)
 
 
 def test_cold_l2_read_is_bounded_by_bandwidth_and_hot_is_faster():
@@ -35,7 +35,8 @@ def test_cold_l2_read_is_bounded_by_bandwidth_and_hot_is_faster():
     assert cold.median_us >= 0.95 * nbytes / (bw * 1e3), (cold.median_us, nbytes / (bw * 1e3), bw)
     assert hot.median_us < cold.median_us, (hot.median_us, cold.median_us)
     small = 16 * 1000 * 1000
-    cold_s, hot_s = _read_timings(small)
+    # a few us: graph-timed, so that launch gaps do not hide the L2's speed
+    cold_s, hot_s = _read_timings(small, hot_mode="graph")
     assert cold_s.median_us >= 0.95 * small / (bw * 1e3), (cold_s.median_us, small / (bw * 1e3))
     assert hot_s.median_us < small / (bw * 1e3), (hot_s.median_us, small / (bw * 1e3))
 

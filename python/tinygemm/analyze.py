@@ -267,31 +267,40 @@ def layer_sums(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     layers: dict[tuple, set] = defaultdict(set)
     t: dict[tuple, dict] = defaultdict(dict)
     for r in ok:
-        g = (r.get("model", ""), r.get("tp", ""))
+        # a sweep may hold several activation dtypes and group sizes: each is its own table
+        g = (r.get("model", ""), r.get("tp", ""), r.get("act_dtype", ""), r.get("group_size", ""))
         layers[g].add(r.get("layer", ""))
         t[(g, r["backend"], int(r["M"]))][r.get("layer", "")] = float(r["time_us"])
     out = []
     for (g, b, M), per in sorted(t.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         if set(per) == layers[g]:
-            out.append({"model": g[0], "tp": g[1], "M": M, "backend": b, "sum_us": round(sum(per.values()), 2)})
+            out.append({"model": g[0], "tp": g[1], "act_dtype": g[2], "group_size": g[3], "M": M, "backend": b,
+                        "sum_us": round(sum(per.values()), 2)})
     best: dict[tuple, float] = {}
+
+    def key(r):
+        return (r["model"], r["tp"], r["act_dtype"], r["group_size"], r["M"])
+
     for r in out:
-        k = (r["model"], r["tp"], r["M"])
-        best[k] = min(best.get(k, math.inf), r["sum_us"])
+        best[key(r)] = min(best.get(key(r), math.inf), r["sum_us"])
     for r in out:
-        r["vs_fastest"] = round(r["sum_us"] / best[(r["model"], r["tp"], r["M"])], 3)
+        r["vs_fastest"] = round(r["sum_us"] / best[key(r)], 3)
     prep = [r for r in rows if r.get("op") == "prepare"]
     return out, prep
 
 
 def sums_markdown(sums: list[dict], prep: list[dict]) -> str:
     lines = []
-    for g in sorted({(r["model"], r["tp"]) for r in sums}):
-        mine = [r for r in sums if (r["model"], r["tp"]) == g]
+    def group(r):
+        return (r["model"], r["tp"], r["act_dtype"], r["group_size"])
+
+    for g in sorted({group(r) for r in sums}):
+        mine = [r for r in sums if group(r) == g]
         Ms = sorted({r["M"] for r in mine})
         backends = list(dict.fromkeys(r["backend"] for r in mine))
         cell = {(r["backend"], r["M"]): r for r in mine}
-        lines += [f"### {g[0]} TP{g[1]}: time summed over the layers (us); **bold** = fastest", "",
+        lines += [f"### {g[0]} TP{g[1]}, {g[2]}, group {g[3]}: time summed over the layers (us); **bold** = fastest",
+                  "",
                   "| backend | " + " | ".join(f"M={m}" for m in Ms) + " |", "|---" * (len(Ms) + 1) + "|"]
         for b in backends:
             cells = []
@@ -304,6 +313,7 @@ def sums_markdown(sums: list[dict], prep: list[dict]) -> str:
         lines += ["### Weight preparation at load (per weight matrix; wall-clock, median of 5)", "",
                   "| backend | model | layer | K | N | format | time (ms) | peak extra memory (MB) | from |",
                   "|---|---|---|---|---|---|---|---|---|"]
+        prep = sorted(prep, key=lambda r: (r.get("group_size", ""), r["backend"]))
         for r in prep:
             if r.get("status") != "ok":
                 lines.append(f"| {r['backend']} | {r.get('model', '')} | {r.get('layer', '')} | {r['K']} | {r['N']} "
