@@ -3,14 +3,16 @@ sustained) of fp16 matmul, dequant + matmul and tinygemm's fused INT4 kernels at
 
     python bench/seed003_ncu.py --out DIR      # runs itself under ncu (--clock-control none)
 
-The worker (--worker) first counts the kernels each op launches (torch.profiler), then runs every op
-once inside tinygemm.profile.region(); the parent assigns ncu's kernels to ops in launch order and
-weights each op's percentages by kernel duration. Writes DIR/seed003_ncu.csv and a bar chart.
+The worker runs twice: without ncu it counts the kernels each op launches (torch.profiler, which
+cannot run under ncu: both need CUPTI), then under ncu it runs every op once inside
+tinygemm.profile.region(); the parent assigns ncu's kernels to ops in launch order and weights each
+op's percentages by kernel duration. Writes DIR/seed003_ncu.csv and a bar chart.
 """
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 OPS = ["torch_matmul", "dequant_matmul", "tinygemm_cuda", "tinygemm_triton"]
@@ -22,7 +24,7 @@ METRICS = ["gpu__time_duration.sum", "sm__throughput.avg.pct_of_peak_sustained_e
            "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active"]
 
 
-def worker(plan_path: str) -> None:
+def worker(plan_path: str, count: bool) -> None:
     import torch
 
     import tinygemm
@@ -43,19 +45,22 @@ def worker(plan_path: str) -> None:
             }
             for op in OPS:
                 calls.append((op, M, N, fns[op]))
-    plan = []
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as tprofile
-
-    for op, M, N, fn in calls:
+    for _, _, _, fn in calls:
         fn()  # compile / warm up outside the profiled region
-        torch.cuda.synchronize()
-        with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
-            fn()
-            torch.cuda.synchronize()
-        n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
-        plan.append({"op": op, "M": M, "N": N, "K": K, "kernels": n})
-    json.dump(plan, open(plan_path, "w"))
+    torch.cuda.synchronize()
+    if count:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as tprofile
+
+        plan = []
+        for op, M, N, fn in calls:
+            with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+                fn()
+                torch.cuda.synchronize()
+            n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+            plan.append({"op": op, "M": M, "N": N, "K": K, "kernels": n})
+        json.dump(plan, open(plan_path, "w"))
+        return
     with profile.region("seed003"):
         for _, _, _, fn in calls:
             fn()
@@ -65,15 +70,18 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="seed003")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        return worker(a.worker)
+        return worker(a.worker, a.count)
     from tinygemm import profile
     from tinygemm.results import write_dicts
 
     os.makedirs(a.out, exist_ok=True)
     plan_path = os.path.join(a.out, "seed003_plan.json")
-    kernels = profile.run_ncu([sys.executable, os.path.abspath(__file__), "--worker", plan_path], METRICS)
+    me = [sys.executable, os.path.abspath(__file__), "--worker", plan_path]
+    subprocess.run(me + ["--count"], check=True)
+    kernels = profile.run_ncu(me, METRICS)
     plan = json.load(open(plan_path))
     if sum(c["kernels"] for c in plan) != len(kernels):
         raise SystemExit(f"ncu saw {len(kernels)} kernels; the plan expected {sum(c['kernels'] for c in plan)}")
