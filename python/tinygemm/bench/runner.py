@@ -16,6 +16,8 @@ from .. import _C, timing
 from ..backends import Backend, Prepared, Problem
 from ..results import row_key
 
+# a point whose p90 exceeds this multiple of its p10 is flagged in its note
+UNSTABLE_P90_OVER_P10 = 1.5
 # rows of x checked against the reference per point: both ends plus a random sample (cheap at any M)
 REF_ROWS = 64
 
@@ -137,6 +139,9 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
         sm_clock_mhz=t.sm_clock_mhz_min, clock_sagged=int(t.clock_sagged),
         kernel_names=_kernel_names(one) if opts.kernel_names else "",
     )
+    if t.p90_us > UNSTABLE_P90_OVER_P10 * t.p10_us:
+        # a bimodal or disturbed point (another process, a clock event): the median is not to be trusted
+        row["note"] = f"unstable: p90 {t.p90_us:.1f} us = {t.p90_us / t.p10_us:.1f}x p10; " + row["note"]
     if err is not None and err > backend.tolerance:
         row.update(status="wrong", note=f"max_rel_err {err:.3g} > tolerance {backend.tolerance:g}; {row['note']}")
     else:
