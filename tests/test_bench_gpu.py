@@ -57,6 +57,13 @@ def test_machete_and_marlin_fp8_fp4_formats(tmp_path, args):
             assert r["note"]
         else:
             assert float(r["max_rel_err"]) <= reg[r["backend"]].tolerance, r
+    # Machete's supported schedules are recorded once in the JSON sidecar
+    import json
+
+    extra = json.load(open(tmp_path / "results.json"))["backend_extra"]
+    for n in names:
+        if n.startswith("machete") and any(r["backend"] == n and r["status"] == "ok" for r in rows):
+            assert extra[n]["machete_supported_schedules"] and extra[n]["schedule"] == "heuristic", extra
     # every new peer ran somewhere in this format, unless it says why not for every shape
     for n in names:
         mine = [r for r in rows if r["backend"] == n]

@@ -55,3 +55,23 @@ def test_int4linear_and_validation_interpreted():
         tinygemm.w4a16_matmul(torch.randn(2, 64).half(), q.quantized_weight)
     with pytest.raises(ValueError, match="backend"):
         tinygemm.w4a16_matmul(x, q.quantized_weight, backend="marlin")
+
+
+def test_launch_heuristic_rules():
+    """pick_config: NVIDIA and AMD rules apart, steps never longer than a group, split-K bounded
+    (at most 8, every share >= 4 steps), and the grid grown only while the SMs are not covered."""
+    from tinygemm.triton.w4a16_gemm import pick_config
+
+    for hip in (False, True):
+        for M in (1, 16, 17, 32, 64, 1000):
+            for K, N in ((4096, 6144), (14336, 4096), (4096, 28672), (1024, 2112)):
+                for gs in (32, 64, 128, -1):
+                    c = pick_config(M, N, K, gs, 132, hip=hip)
+                    assert c.block_m >= min(M, 16) and 1 <= c.split_k <= 8
+                    assert (K // 64) // (c.bc * c.split_k) >= 4 or c.split_k == 1
+                    if gs in (32, 64):
+                        assert c.bc == 1
+                    assert c.stages == 2 if hip else c.stages >= 3
+    # wide layers fill the GPU without split-K; narrow ones split
+    assert pick_config(16, 28672, 4096, 128, 132, hip=False).split_k == 1
+    assert pick_config(16, 4096, 14336, 128, 132, hip=False).split_k == 8

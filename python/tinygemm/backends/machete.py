@@ -90,7 +90,7 @@ class Machete(Backend):
                         weight_bytes=tensor_bytes(state), weight_format=f"machete_{self.qtype}_g{gs}",
                         x_dtype=p.dtype, repack=repack, repack_from="GPTQ int32 [K/8, N] (column-major)",
                         note=f"vllm {v.version}, schedule {sched or 'heuristic'} ({len(schedules)} supported)",
-                        extra={"schedules": schedules})
+                        extra={"machete_supported_schedules": schedules, "schedule": sched or "heuristic"})
 
 
 def variants() -> list[Machete]:

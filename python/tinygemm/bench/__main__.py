@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     meta = results.metadata(argv, device, ceil, {
         "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
-        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted})
+        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted,
+        "backend_extra": stats.backend_extra})
     results.write_json(os.path.join(out, "results.json"), meta)
     if a.export_seed:
         rows = results.read_rows(csv_path)

@@ -50,6 +50,7 @@ class Stats:
     points: int = 0
     timed_s: float = 0.0      # sum over points of (median time x samples): the timed kernels
     wall_s: float = 0.0
+    backend_extra: dict = field(default_factory=dict)  # per backend: what it reports once (Machete's schedules)
 
 
 def _sample_rows(M: int, device) -> torch.Tensor:
@@ -200,6 +201,8 @@ def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done:
                 reason, status = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "error"
         else:
             status = "unsupported"
+        if prep is not None and prep.extra and b.name not in stats.backend_extra:
+            stats.backend_extra[b.name] = prep.extra
         prep_key = row_key(base_row(shape, b, 0, opts))
         if opts.prepare_cost and prep is not None and prep.repack is not None and prep_key not in done:
             try:

@@ -277,20 +277,26 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int) -> GemmConfig:
-    """The launch heuristic, read off a measured sweep (bench/tune_w4a16_gemm.py; H100 results in
-    bench/results/h100/tune_w4a16_gemm*.csv): within a few % of the best configuration per layer.
+# Launch rules per vendor, by the largest M of each bucket: (block_m, bt, bc, programs-per-SM cap for
+# split-K, stages, swap). NVIDIA's come from the H100 sweep (bench/results/h100/tune_w4a16_gemm*.csv);
+# AMD's keep its wave64 / LDS-bound pipelining in mind (2 stages, no PTX) and are not yet measured:
+# no AMD GPU is lent here. A fixed, measured rule instead of Triton's autotuner: no first-call tuning
+# pause inside a model's forward or a CUDA-graph capture, and the same configuration on every run.
+# Other GPUs: rerun bench/tune_w4a16_gemm.py there, or pin one with w4a16_gemm(..., config=).
+_RULES_NVIDIA = [(16, (16, 4, 2, 4, 3, False)), (32, (32, 8, 2, 3, 4, False)), (None, (64, 8, 1, 2, 3, True))]
+_RULES_AMD = [(16, (16, 4, 2, 4, 2, False)), (32, (32, 8, 2, 3, 2, False)), (None, (64, 8, 1, 2, 2, False))]
+
+
+def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int, hip: bool | None = None) -> GemmConfig:
+    """The launch heuristic: within 0-3 % of the best configuration of the H100 sweep, summed per M.
 
     Column tiles of 64-128 (bt 4-8) with split-K beat narrow tiles: each program keeps 8-16 KB of
     weights in flight per step and the grid still covers the SMs. Up to 32 rows the weights are the
     second MMA operand; from 64 rows, the first (SWAP), where Hopper's wgmma takes 64-row tiles.
     """
-    if M <= 16:
-        bm, bt, bc, cap, stages = 16, 4, 2, 4, 3
-    elif M <= 32:
-        bm, bt, bc, cap, stages = 32, 8, 2, 3, 4
-    else:
-        bm, bt, bc, cap, stages = 64, 8, 1, 2, 3
+    hip = torch.version.hip is not None if hip is None else hip
+    rules = _RULES_AMD if hip else _RULES_NVIDIA
+    bm, bt, bc, cap, stages, swap = next(r for top, r in rules if top is None or M <= top)
     if group_size == 64 or group_size == 32:
         bc = 1  # a step no longer than the group keeps one scale per column (group 32: per weight)
     chunks = K // 64
@@ -299,9 +305,7 @@ def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int) -> GemmCo
     # split K while the grid stays under `cap` programs per SM and each share keeps >= 4 steps
     while split < 8 and programs * split * 2 <= cap * num_sms and chunks // (bc * split * 2) >= 4:
         split *= 2
-    if torch.version.hip:
-        stages = 2  # AMD: LDS-bound software pipelining (untuned: no AMD GPU is lent here)
-    return GemmConfig(bm, bt, bc, split, warps=4, stages=stages, swap=M > 32)
+    return GemmConfig(bm, bt, bc, split, warps=4, stages=stages, swap=swap)
 
 
 def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
