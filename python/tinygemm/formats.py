@@ -137,19 +137,33 @@ def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.T
     return w.to(dtype or qw.dtype)
 
 
+def _nibbles_to_words(v: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., 8] nibbles (nibble p at bits 4p) -> int32 [...].
+
+    Built as bytes (nibbles 2b and 2b + 1 make byte b) and reinterpreted as little-endian int32:
+    uint8 arithmetic has no overflow to care about, and the temporaries stay at one or two bytes per
+    weight (int64 shifts and sums needed 40 per weight at load time).
+    """
+    v = v.contiguous()
+    b = v[..., 0::2] | (v[..., 1::2] << 4)  # [..., 4] bytes, byte 0 lowest
+    return b.contiguous().view(torch.int32).squeeze(-1)
+
+
+def _words_to_nibbles(w: torch.Tensor) -> torch.Tensor:
+    """The inverse of _nibbles_to_words: int32 [...] -> uint8 [..., 8]."""
+    b = w.contiguous().unsqueeze(-1).view(torch.uint8)  # [..., 4]
+    return torch.stack([b & 0xF, b >> 4], dim=-1).flatten(-2)
+
+
 def pack(q: torch.Tensor) -> torch.Tensor:
     """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in tinygemm's layout."""
     K, N = q.shape
     check_shape(K, N, -1)
     # k = 64 c + 32 jh + 8 t + 4 jl + 2 i1 + i0 (j = 2 jh + jl) ;  n = 16 T + 8 h + g ;
     # nibble p = 4 i0 + 2 i1 + h
-    v = q.to(torch.int32).reshape(K // 64, 2, 4, 2, 2, 2, N // 16, 2, 8)  # c jh t jl i1 i0 T h g
+    v = q.to(torch.uint8).reshape(K // 64, 2, 4, 2, 2, 2, N // 16, 2, 8)  # c jh t jl i1 i0 T h g
     v = v.permute(6, 0, 8, 2, 1, 3, 5, 4, 7)  # T c g t jh jl i0 i1 h
-    v = v.reshape(N // 16, K // 64, 32, 4, 8)
-    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=q.device)
-    # sum of disjoint nibbles == bitwise or; int32 wraps for nibble 7, as a packed word should
-    words = (v.to(torch.int64) << shifts.to(torch.int64)).sum(dim=-1)
-    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32).contiguous()
+    return _nibbles_to_words(v.reshape(N // 16, K // 64, 32, 4, 8))
 
 
 def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
@@ -157,11 +171,10 @@ def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
     expected = (N // 16, K // 64, 32, 4)
     if tuple(words.shape) != expected:
         raise ValueError(f"packed weights for K={K}, N={N} must have shape {expected}; got {tuple(words.shape)}")
-    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=words.device)
-    nib = (words[..., None] >> shifts) & 0xF  # T c lane j p
+    nib = _words_to_nibbles(words)  # T c lane j p
     nib = nib.reshape(N // 16, K // 64, 8, 4, 2, 2, 2, 2, 2)  # T c g t jh jl i0 i1 h
     nib = nib.permute(1, 4, 3, 5, 7, 6, 0, 8, 2)  # c jh t jl i1 i0 T h g
-    return nib.reshape(K, N).to(torch.uint8)
+    return nib.reshape(K, N)
 
 
 # --- GPTQ / AWQ checkpoint tensors ---------------------------------------------------------------
@@ -169,15 +182,11 @@ def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
 def _pack_rows(q: torch.Tensor) -> torch.Tensor:
     """uint8 [R, C] -> int32 [R/8, C]: 8 consecutive rows per word, row 8r+i at bits 4i (GPTQ qweight)."""
     R, C = q.shape
-    v = q.to(torch.int64).reshape(R // 8, 8, C)
-    shifts = torch.arange(0, 32, 4, dtype=torch.int64, device=q.device)[None, :, None]
-    w = (v << shifts).sum(dim=1)
-    return torch.where(w >= 2**31, w - 2**32, w).to(torch.int32)
+    return _nibbles_to_words(q.to(torch.uint8).reshape(R // 8, 8, C).permute(0, 2, 1))
 
 
 def _unpack_rows(w: torch.Tensor) -> torch.Tensor:
-    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=w.device)[None, :, None]
-    return ((w[:, None, :] >> shifts) & 0xF).reshape(-1, w.shape[1]).to(torch.uint8)
+    return _words_to_nibbles(w).permute(0, 2, 1).reshape(-1, w.shape[1])
 
 
 def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor]:
