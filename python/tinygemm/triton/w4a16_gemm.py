@@ -61,12 +61,11 @@ def _half_asm(h: int, magic: int) -> str:
     return r0 + " " + _SHIFTED.format(o="$1", sh=4 * h + 8, magic=m2)
 
 
-_ASM_F16 = (tl.constexpr(_half_asm(0, 0x6400)), tl.constexpr(_half_asm(1, 0x6400)))
-_ASM_BF16 = (tl.constexpr(_half_asm(0, 0x4300)), tl.constexpr(_half_asm(1, 0x4300)))
-_ASM_F16_H0: tl.constexpr = _ASM_F16[0]
-_ASM_F16_H1: tl.constexpr = _ASM_F16[1]
-_ASM_BF16_H0: tl.constexpr = _ASM_BF16[0]
-_ASM_BF16_H1: tl.constexpr = _ASM_BF16[1]
+# jit code reads module globals only as tl.constexpr
+_ASM_F16_H0 = tl.constexpr(_half_asm(0, 0x6400))
+_ASM_F16_H1 = tl.constexpr(_half_asm(1, 0x6400))
+_ASM_BF16_H0 = tl.constexpr(_half_asm(0, 0x4300))
+_ASM_BF16_H1 = tl.constexpr(_half_asm(1, 0x4300))
 
 
 @triton.jit
