@@ -75,3 +75,20 @@ def test_launch_heuristic_rules():
     # wide layers fill the GPU without split-K; narrow ones split
     assert pick_config(16, 28672, 4096, 128, 132, hip=False).split_k == 1
     assert pick_config(16, 4096, 14336, 128, 132, hip=False).split_k == 8
+
+
+@pytest.mark.parametrize("cfg", [(16, 2, 1, 1, False), (16, 2, 2, 3, True), (32, 4, 4, 2, False), (16, 8, 1, 4, True)])
+@pytest.mark.parametrize("gs,symmetric", [(32, False), (64, True), (128, False), (-1, True)])
+def test_w4a16_gemm_configurations_interpreted(cfg, gs, symmetric):
+    """The kernel's index arithmetic on CPU for pinned configurations: split-K with uneven shares
+    (K = 640 is 10 chunks), both orientations, steps longer and shorter than the group, a column
+    tail (N = 96 with 128-column tiles) and M beyond one row block."""
+    from tinygemm.triton.w4a16_gemm import GemmConfig, w4a16_gemm
+
+    K, N, M = 640, 96, 19
+    qw = tinygemm.quantize(torch.randn(K, N).half(), gs, symmetric)
+    x = torch.randn(M, K).half()
+    y = w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, qw.group_size,
+                   out=torch.full((M, N), float("nan")).half(), config=GemmConfig(*cfg[:4], swap=cfg[4]))
+    ref = R.w4a16_ref(x, qw)
+    assert R.rel_error(y, ref) <= R.tolerance(R.rel_error(R.w4a16_lowp(x, qw), ref))
