@@ -2,7 +2,7 @@
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
 #   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench]
-#                             [seeds] [peers] [seed001] [seed003] [seed004] [list]
+#                             [seeds|seed000] [seed002] [peers] [seed001] [seed003] [seed004] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -50,16 +50,18 @@ for s in $stages; do
     bench)
       log "python -m tinygemm.bench (defaults)"
       python3 -m tinygemm.bench --out "$OUT/bench-default" --force 2>&1 | tail -40 ;;
-    seeds)
+    seeds|seed000)
       log "seed 000: GEMM inconsistency sweep, Llama-3-8B gate_up_proj tp2 (K=4096, N=14336), torch fp16, M 4:32768:4"
       python3 -m tinygemm.bench --model Llama-3-8B --tp 2 --module gate_up_proj --batches 4:32768:4 \
         --backends torch_matmul --kernel-names --export-seed --max-samples 50 --budget-ms 300 \
         --out "$OUT/seed000" --force --quiet 2>&1 | tail -5
       python3 -m tinygemm.analyze cliffs "$OUT/seed000/results.csv" --check-split -o "$OUT/seed000/analysis" 2>&1 | tail -30
       python3 -m tinygemm.plot "$OUT/seed000/results.csv" --out "$OUT/seed000/plots" >/dev/null
-      python3 -m tinygemm.report "$OUT/seed000" --force
-      log "seed 002: INT4 implementations at m=1, n=k=8192, group 128"
-      python3 -m tinygemm.bench --shapes "1,8192,8192" --backends all --out "$OUT/seed002" --force --quiet 2>&1 | tail -25 ;;
+      python3 -m tinygemm.report "$OUT/seed000" --force ;;
+    seed002)
+      log "seed 002: INT4 implementations at m=1, n=k=8192, group 128 (time, weight and peak memory)"
+      python3 -m tinygemm.bench --shapes "1,8192,8192" --backends all --prepare-cost --out "$OUT/seed002" --force \
+        --quiet 2>&1 | tail -25 ;;
     peers)
       log "issue 6: tinygemm vs Marlin vs Machete vs torch int4pack vs fp16, with load-time preparation"
       for mt in "Llama-3-8B 1" "Llama-3-70B 4"; do
