@@ -46,8 +46,8 @@ def main():
         for _ in range(a.ncu_launches):
             ks = run_ncu(args + ["--profile"], ["gpu__time_duration.sum", "sm__cycles_elapsed.avg.per_second"])
             times.append(sum(r["gpu__time_duration.sum_us"] for r in ks))
-            hz = [v for r in ks for key, v in r.items() if key.startswith("sm__cycles_elapsed.avg.per_second")]
-            clocks.append(_mhz(hz[0], next(key for key in ks[0] if key.startswith("sm__cycles_elapsed"))) if hz else 0)
+            clocks.append(next((_mhz(v, key) for key, v in ks[0].items()
+                                if key.startswith("sm__cycles_elapsed.avg.per_second")), 0))
         times.sort()
         clocks.sort()
         ncu_us = times[len(times) // 2]

@@ -14,6 +14,7 @@ import itertools
 import time
 
 import torch
+import triton
 
 import tinygemm
 from tinygemm import ceilings, shapes, timing
@@ -25,11 +26,9 @@ TIMING = dict(min_samples=10, max_samples=200, budget_ms=150, warmup_ms=2)
 
 
 def block_ms(M):
-    return sorted({min(max(16, triton_pow2(M)), 64), min(max(16, triton_pow2(M)), 128)} | ({16} if M <= 32 else set()))
-
-
-def triton_pow2(v):
-    return 1 << max(0, (v - 1).bit_length())
+    """Row-block heights worth trying: M's power of two capped at 64 and at 128 (plus 16 for M <= 32)."""
+    p2 = max(16, triton.next_power_of_2(M))
+    return sorted({min(p2, 64), min(p2, 128)} | ({16} if M <= 32 else set()))
 
 
 def coarse(M):

@@ -38,7 +38,8 @@ class Prepared:
     # activations in the backend's input format (e.g. fp8 + scale); returns (x_in, fp32 x for the ref)
     make_input: Callable[[torch.Tensor], tuple[Any, torch.Tensor]] | None = None
     workspace_bytes: int = 0
-    # the load-time conversion from a checkpoint format into this backend's (timed by --prepare-cost)
+    # the load-time conversion from a checkpoint format into this backend's (timed by --prepare-cost;
+    # its first call is untimed and may build the checkpoint-format source)
     repack: Callable[[], Any] | None = None
     repack_from: str = ""
     note: str = ""

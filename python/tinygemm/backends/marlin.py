@@ -10,6 +10,7 @@ utilities draw random FP4 codes (vLLM's tests do the same): the timing does not 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 
@@ -109,18 +110,23 @@ class Marlin(Backend):
     def _repack(self, v, p: Problem):
         """The load-time repack into Marlin's layout, from a (random) checkpoint tensor of the layer's shape:
         GPTQ int32 [K * bits / 32, N] (gptq_marlin_repack; act_order adds a row permutation), AWQ int32
-        [K, N / 8] (awq_marlin_repack), FP8 / FP4 codes packed into int32 along K."""
+        [K, N / 8] (awq_marlin_repack), FP8 / FP4 codes packed into int32 along K. The source is made on
+        the first (untimed) call, so a sweep without --prepare-cost never allocates it."""
         K, N = p.K, p.N
         bits = 8 if self.qtype in ("uint8b128", "float8_e4m3fn") else 4
         dev = torch.device("cuda")
+
+        def words(rows, cols):
+            return functools.cache(lambda: torch.randint(-2**31, 2**31 - 1, (rows, cols), dtype=torch.int32, device=dev))
+
         if self.qtype == "uint4":
-            src = torch.randint(-2**31, 2**31 - 1, (K, N // 8), dtype=torch.int32, device=dev)
-            return (lambda: v.ops.awq_marlin_repack(src, K, N, 4)), "AWQ int32 [K, N/8]"
-        src = torch.randint(-2**31, 2**31 - 1, (K * bits // 32, N), dtype=torch.int32, device=dev)
-        perm = (torch.randperm(K, device=dev).to(torch.int32) if self.act_order
-                else torch.empty(0, dtype=torch.int32, device=dev))
+            src = words(K, N // 8)
+            return (lambda: v.ops.awq_marlin_repack(src(), K, N, 4)), "AWQ int32 [K, N/8]"
+        src = words(K * bits // 32, N)
+        perm = functools.cache(lambda: torch.randperm(K, device=dev).to(torch.int32) if self.act_order
+                               else torch.empty(0, dtype=torch.int32, device=dev))
         what = {"float8_e4m3fn": "FP8 codes", "nvfp4": "FP4 codes", "mxfp4": "FP4 codes"}.get(self.qtype, "GPTQ int32")
-        return (lambda: v.ops.gptq_marlin_repack(src, perm, K, N, bits)), \
+        return (lambda: v.ops.gptq_marlin_repack(src(), perm(), K, N, bits)), \
             f"{what} [K*{bits}/32, N]" + (" + act_order permutation" if self.act_order else "")
 
     def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
