@@ -2,7 +2,8 @@
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
 #   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench]
-#                             [seeds|seed000] [seed002] [peers] [seed001] [seed003] [seed004] [list]
+#                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
+#                             [seed004-bf16] [pytest:EXPR] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -71,6 +72,18 @@ for s in $stages; do
           --prepare-cost --out "$OUT/int4_peers" --resume --quiet 2>&1 | tail -3
       done
       python3 -m tinygemm.analyze sums "$OUT/int4_peers/results.csv" -o "$OUT/int4_peers/sums.md" --force | tail -60 ;;
+    machete-schedule)
+      log "issue 6: Machete's heuristic against named schedules (--machete-schedule), Llama-3-8B TP1"
+      d="$OUT/machete-schedule"
+      python3 -m tinygemm.bench --model Llama-3-8B --tp 1 --batches 1,16,64,128 --backends machete_uint4b8 \
+        --out "$d/heuristic" --force --quiet 2>&1 | tail -2
+      # the schedules this vLLM supports are recorded in results.json; time the first few by name
+      for sc in $(python3 -c "import json, sys; e = json.load(open(sys.argv[1]))['backend_extra']['machete_uint4b8']
+print(' '.join(e['machete_supported_schedules'][:int(sys.argv[2])]))" "$d/heuristic/results.json" "${MACHETE_SCHEDULES:-3}"); do
+        python3 -m tinygemm.bench --model Llama-3-8B --tp 1 --batches 1,16,64,128 --backends machete_uint4b8 \
+          --machete-schedule "$sc" --out "$d/$sc" --force --quiet 2>&1 | tail -2
+      done
+      for r in "$d"/*/results.csv; do echo "== $r"; python3 -m tinygemm.analyze sums "$r" | head -8; done ;;
     seed004)
       log "seed 004: Marlin over quant types, group sizes, act_order, k_full (+ repack), fp16 baseline; Llama-2-7B"
       for gs in 128 -1 32 64; do

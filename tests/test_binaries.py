@@ -1,6 +1,7 @@
 """The tinygemm-bench-* binaries: usage, bad input, no-GPU behaviour (CPU), and real runs (GPU)."""
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -79,3 +80,19 @@ def test_profile_mode_runs():
     r = run(_path("tinygemm-bench-gemm"), "--m", "64", "--profile", "--json", "-")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["profiled"] == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("replay", ["kernel", "range"])
+def test_ncu_profiles_the_gemm_binary(replay):
+    """Nsight Compute on the binary's --profile window: one row per kernel, or the window as one row."""
+    from tinygemm import profile
+
+    if shutil.which("ncu") is None and not os.path.exists("/usr/local/cuda/bin/ncu"):
+        pytest.skip("Nsight Compute (ncu) is not installed")
+    rows = profile.run_ncu([_path("tinygemm-bench-gemm"), "--m", "16", "--n", "2048", "--k", "4096", "--profile"],
+                           ["gpu__time_duration.sum"], replay=replay)
+    assert rows, "ncu captured nothing"
+    if replay == "range":
+        assert len(rows) == 1
+    assert all(0 < r["gpu__time_duration.sum_us"] < 1000 for r in rows)

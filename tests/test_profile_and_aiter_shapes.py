@@ -32,6 +32,11 @@ def test_ncu_command_measures_the_card_as_it_is():
     cmd = profile.ncu_command(["prog", "--x"], ["gpu__time_duration.sum"], "log.csv")
     assert cmd[:5] == ["ncu", "--clock-control", "none", "--profile-from-start", "off"]
     assert cmd[-2:] == ["prog", "--x"]
+    assert cmd[cmd.index("--replay-mode") + 1] == "kernel"
+    rng = profile.ncu_command(["prog"], ["gpu__time_duration.sum"], "log.csv", replay="range")
+    assert rng[rng.index("--replay-mode") + 1] == "range"
+    with pytest.raises(ValueError, match="replay mode must be one of"):
+        profile.ncu_command(["prog"], ["gpu__time_duration.sum"], "log.csv", replay="application")
 
 
 def test_parse_rocprof_kernel_trace():

@@ -30,9 +30,21 @@ DEFAULT_METRICS = [
 ]
 
 
-def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "ncu") -> list[str]:
-    return [ncu, "--clock-control", "none", "--profile-from-start", "off", "--metrics", ",".join(metrics),
-            "--csv", "--log-file", log_file, *cmd]
+NCU_REPLAY_MODES = ("kernel", "range")
+
+
+def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "ncu", replay: str = "kernel",
+                cache: str = "all") -> list[str]:
+    """replay="kernel": one result per kernel, caches flushed before each kernel. replay="range": the whole
+    cudaProfilerStart/Stop window as one result, caches flushed once before it, kernels back to back as in
+    the application: what a harness that times a multi-kernel call (cuBLAS split-K + its reduction) measures.
+    cache="all" flushes the caches before each replay (cold, tinygemm's default); "none" leaves them."""
+    if replay not in NCU_REPLAY_MODES:
+        raise ValueError(f"ncu replay mode must be one of {NCU_REPLAY_MODES}, got {replay!r}")
+    if cache not in ("all", "none"):
+        raise ValueError(f"ncu cache control must be 'all' or 'none', got {cache!r}")
+    return [ncu, "--clock-control", "none", "--profile-from-start", "off", "--replay-mode", replay,
+            "--cache-control", cache, "--metrics", ",".join(metrics), "--csv", "--log-file", log_file, *cmd]
 
 
 def parse_ncu_csv(text: str) -> list[dict]:
@@ -62,13 +74,15 @@ def parse_ncu_csv(text: str) -> list[dict]:
     return sorted(kernels.values(), key=lambda d: d["id"])
 
 
-def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None) -> list[dict]:
+def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None,
+            replay: str = "kernel", cache: str = "all") -> list[dict]:
     ncu = ncu or shutil.which("ncu") or next((p for p in ("/usr/local/cuda/bin/ncu",) if os.path.exists(p)), None)
     if ncu is None:
         raise RuntimeError("Nsight Compute (ncu) is not on PATH")
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "ncu.csv")
-        r = subprocess.run(ncu_command(cmd, metrics or DEFAULT_METRICS, log, ncu), capture_output=True, text=True)
+        r = subprocess.run(ncu_command(cmd, metrics or DEFAULT_METRICS, log, ncu, replay, cache), capture_output=True,
+                           text=True)
         if r.returncode != 0:
             raise RuntimeError(f"ncu failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
         with open(log) as f:
@@ -138,12 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tool", choices=["ncu", "rocprof"])
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     p.add_argument("-o", "--output", default=None)
+    p.add_argument("--replay", choices=NCU_REPLAY_MODES, default="kernel",
+                   help="ncu only: a result per kernel, or the whole profiled window as one (range)")
     a = p.parse_args(argv[:i])
     cmd = argv[i + 1:]
     if not cmd:
         p.error("no program after --")
     try:
-        rows = run_ncu(cmd, a.metrics.split(",")) if a.tool == "ncu" else run_rocprof(cmd)
+        rows = run_ncu(cmd, a.metrics.split(","), replay=a.replay) if a.tool == "ncu" else run_rocprof(cmd)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
