@@ -6,7 +6,8 @@
 ncu runs with --clock-control none (the card's clocks as they are, like every other tinygemm
 number) and --profile-from-start off, so only what the program brackets with cudaProfilerStart/Stop
 is profiled: the binaries' --profile mode does that for one launch, and tinygemm.profile.region()
-does it for Python code. Output: one CSV row per kernel with the metrics as columns.
+does it for Python code. Output: one CSV row per kernel with the metrics as columns, or with
+--replay range one row for the whole window (caches flushed once, kernels back to back).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "n
         raise ValueError(f"ncu replay mode must be one of {NCU_REPLAY_MODES}, got {replay!r}")
     if cache not in ("all", "none"):
         raise ValueError(f"ncu cache control must be 'all' or 'none', got {cache!r}")
-    return [ncu, "--clock-control", "none", "--profile-from-start", "off", "--replay-mode", replay,
+    # range replay takes its ranges from cudaProfilerStart/Stop itself and refuses --profile-from-start
+    window = ["--profile-from-start", "off"] if replay == "kernel" else []
+    return [ncu, "--clock-control", "none", *window, "--replay-mode", replay,
             "--cache-control", cache, "--metrics", ",".join(metrics), "--csv", "--log-file", log_file, *cmd]
 
 
