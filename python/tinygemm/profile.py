@@ -36,10 +36,10 @@ NCU_REPLAY_MODES = ("kernel", "range")
 
 def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "ncu", replay: str = "kernel",
                 cache: str = "all") -> list[str]:
-    """replay="kernel": one result per kernel, caches flushed before each kernel. replay="range": the whole
-    cudaProfilerStart/Stop window as one result, caches flushed once before it, kernels back to back as in
-    the application: what a harness that times a multi-kernel call (cuBLAS split-K + its reduction) measures.
-    cache="all" flushes the caches before each replay (cold, tinygemm's default); "none" leaves them."""
+    """replay="kernel": one result per kernel, each replayed alone (caches flushed before each with
+    cache="all"). replay="range": the whole cudaProfilerStart/Stop window as one result, for metrics
+    over several kernels; its gpu__time_duration includes the host-side API time inside the window
+    (~0.2 ms for a 12 us GEMM on an H100), so it is not a kernel time. cache="all" flushes the caches before each replay (cold, tinygemm's default); "none" leaves them."""
     if replay not in NCU_REPLAY_MODES:
         raise ValueError(f"ncu replay mode must be one of {NCU_REPLAY_MODES}, got {replay!r}")
     if cache not in ("all", "none"):
