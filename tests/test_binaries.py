@@ -67,6 +67,17 @@ def test_gemm_json_on_gpu():
 
 
 @pytest.mark.gpu
+def test_gemm_cupti_mode_on_gpu():
+    ok, why = tinygemm._C.cupti_available()
+    if not ok:
+        pytest.skip(f"cupti mode unavailable: {why}")
+    r = run(_path("tinygemm-bench-gemm"), "--m", "16", "--n", "2048", "--k", "4096", "--mode", "cupti", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["mode"] == "cupti" and 0 < d["median_us"] < 1000
+
+
+@pytest.mark.gpu
 def test_bandwidth_csv_on_gpu():
     r = run(_path("tinygemm-bench-bandwidth"), "--bytes", "256M", "--csv", "-")
     assert r.returncode == 0, r.stderr

@@ -54,6 +54,8 @@ def test_mode_policy():
     assert _C.choose_mode(50.0, o) == _C.TimingMode.event
     o = timing.options(mode="event")
     assert _C.choose_mode(3.0, o) == _C.TimingMode.event
+    o = timing.options(mode="cupti")  # never switched to graphs: each sample is one launch's timestamps
+    assert _C.choose_mode(3.0, o) == _C.TimingMode.cupti and _C.TimingMode.cupti.name == "cupti"
     o = timing.options()
     assert 10 <= _C.graph_launch_count(2.0, o) <= 500
     assert _C.graph_launch_count(2.0, o) > _C.graph_launch_count(8.0, o)
@@ -70,6 +72,13 @@ def test_mode_policy():
 def test_bad_options_are_value_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):
         timing.options(**kw)
+
+
+def test_cupti_availability_is_reported_with_a_reason():
+    ok, why = _C.cupti_available()
+    assert isinstance(ok, bool) and (ok or why), (ok, why)
+    if _C.gpu_backend != "cuda":
+        assert not ok and ("NVIDIA-only" in why or "CPU-only" in why)
 
 
 def test_measure_without_gpu_says_why():

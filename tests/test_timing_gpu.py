@@ -67,3 +67,48 @@ def test_clock_is_read():
     assert t.clock_source in ("nvml", "rocm_smi") or t.clock_source.startswith("none")
     if t.clock_source == "nvml":
         assert t.sm_clock_mhz_max > 0
+
+
+def _cupti_or_skip():
+    ok, why = _C.cupti_available()
+    if not ok:
+        pytest.skip(f"cupti mode unavailable: {why}")
+
+
+def test_cupti_mode_measures_a_known_kernel_length():
+    _cupti_or_skip()
+    t = timing.measure(lambda: _C.spin(200_000, stream_handle()), l2="hot", mode="cupti")
+    assert t.mode == "cupti" and t.samples >= 10
+    assert abs(t.median_us - 200.0) / 200.0 < 0.02, t
+
+
+def test_cupti_mode_leaves_out_the_launch_latency_events_include():
+    """A 5 us kernel: its GPU timestamps span ~5 us; events around it also hold the launch latency."""
+    _cupti_or_skip()
+    fn = lambda: _C.spin(5_000, stream_handle())  # noqa: E731
+    cupti = timing.measure(fn, l2="hot", mode="cupti")
+    event = timing.measure(fn, l2="hot", mode="event")
+    assert 5.0 <= cupti.median_us < 5.5, cupti
+    assert cupti.median_us < event.median_us, (cupti.median_us, event.median_us)
+
+
+def test_cupti_mode_spans_every_kernel_of_a_sample_and_only_those():
+    """Two 20 us kernels per sample: the span covers both (and the gap between them), while the L2
+    flush and lead-in kernels the harness launches between samples are not counted."""
+    _cupti_or_skip()
+
+    def two():
+        _C.spin(20_000, stream_handle())
+        _C.spin(20_000, stream_handle())
+
+    t = timing.measure(two, l2="cold", mode="cupti")
+    assert 40.0 <= t.median_us < 43.0, t
+
+
+def test_cupti_mode_times_torch_kernels_like_events_on_a_long_gemm():
+    _cupti_or_skip()
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.half)
+    b = torch.randn(4096, 4096, device="cuda", dtype=torch.half)
+    cupti = timing.measure(lambda: a @ b, mode="cupti")
+    event = timing.measure(lambda: a @ b, mode="event")
+    assert cupti.median_us > 50 and abs(cupti.median_us - event.median_us) / event.median_us < 0.05, (cupti, event)

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "../harness/device_ops.h"
+#include "../harness/kernel_trace.h"
 #include "../harness/stats.h"
 #include "../harness/timer.h"
 #include "../kernels/w4a16.h"
@@ -62,7 +63,8 @@ PYBIND11_MODULE(_C, m) {
   py::enum_<tg::TimingMode>(m, "TimingMode")
       .value("auto", tg::TimingMode::kAuto)
       .value("event", tg::TimingMode::kEvent)
-      .value("graph", tg::TimingMode::kGraph);
+      .value("graph", tg::TimingMode::kGraph)
+      .value("cupti", tg::TimingMode::kCupti);
   py::class_<tg::TimerOptions>(m, "TimerOptions")
       .def(py::init<>())
       .def_readwrite("l2", &tg::TimerOptions::l2)
@@ -94,6 +96,11 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("clock", &tg::TimerResult::clock);
   m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
   m.def("graph_launch_count", &tg::graph_launch_count, py::arg("estimated_us"), py::arg("options"));
+  m.def("cupti_available", [] {
+    std::string why;
+    const bool ok = tg::KernelTrace::available(&why);
+    return py::make_tuple(ok, why);
+  }, "(usable, why not): whether the cupti timing mode can load CUPTI in this process");
   py::class_<tg::Timer>(m, "Timer")
       .def(py::init<std::uintptr_t>(), py::arg("stream"))
       .def("sample", &tg::Timer::sample, py::arg("fn"), py::arg("options"), py::arg("ops_per_sample") = 1,

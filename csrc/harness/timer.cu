@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "clock.h"
 #include "device_ops.h"
+#include "kernel_trace.h"
 #include "tinygemm/gpu.h"
 #include "tinygemm/status.h"
 
@@ -133,9 +135,11 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   }
   TG_GPU_CHECK(cudaStreamSynchronize(s));
   r.warmup_runs = warm + 2;
+  // cupti mode: the GPU's timestamps of the kernels each sample launched, instead of events
+  std::unique_ptr<KernelTrace> trace;
+  if (opts.mode == TimingMode::kCupti) trace = std::make_unique<KernelTrace>();
 
   std::vector<double> clocks;
-  if (clock.available()) clocks.push_back(clock.sm_mhz());
 
   std::vector<double> samples;
   const auto t0 = Clock::now();
@@ -152,14 +156,26 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     for (int i = 0; i < batch; ++i) {
       if (cold) flush_l2();
       spin(lead_in_ns, stream_);  // untimed: lets the host enqueue the sample before the GPU reaches it
+      if (trace) trace->begin(i);
       TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i]), s));
       fn();
       TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i + 1]), s));
+      if (trace) trace->end();
     }
-    TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[2 * batch - 1])));
-    for (int i = 0; i < batch; ++i)
-      samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
+    // read while the GPU works through the batch: the clock the samples run at
     if (clock.available()) clocks.push_back(clock.sm_mhz());
+    TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[2 * batch - 1])));
+    if (trace) {
+      const std::vector<double> spans = trace->spans_us(static_cast<std::size_t>(batch));
+      for (double us : spans) {
+        TG_CHECK_ARG(us >= 0, "cupti mode: CUPTI saw no kernel in a sample (the work must be launched by the "
+                     "thread that calls the timer)");
+        samples.push_back(us / ops_per_sample);
+      }
+    } else {
+      for (int i = 0; i < batch; ++i)
+        samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
+    }
     st = summarize(samples);
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))
@@ -187,7 +203,8 @@ TimerResult Timer::measure(const LaunchFn& launch, const TimerOptions& opts) {
   int counter = 0;
   SampleFn once = [&] { launch(counter++); };
   const double est = estimate_us(once, 3);
-  if (choose_mode(est, opts) == TimingMode::kEvent) return sample(once, opts, 1, "event");
+  const TimingMode mode = choose_mode(est, opts);
+  if (mode == TimingMode::kEvent || mode == TimingMode::kCupti) return sample(once, opts, 1, to_string(mode));
 
   // graph mode: capture n launches (each with its own index, for buffer rotation), time the replay
   const int n = graph_launch_count(est, opts);

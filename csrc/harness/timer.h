@@ -14,7 +14,9 @@
 namespace tg {
 
 enum class L2Mode { kCold, kHot };
-enum class TimingMode { kAuto, kEvent, kGraph };
+// kCupti: each sample is the span of the GPU's own timestamps of the kernels it launched (CUPTI
+// activity records: what Nsight Systems / Compute report); events also count the launch latency.
+enum class TimingMode { kAuto, kEvent, kGraph, kCupti };
 
 struct TimerOptions {
   L2Mode l2 = L2Mode::kCold;
@@ -34,13 +36,15 @@ struct ClockInfo {
   bool available = false;
   std::string source;               // "nvml", "rocm_smi" or why none
   double start_mhz = 0, end_mhz = 0, min_mhz = 0, max_mhz = 0, device_max_mhz = 0;
-  // A reading during sampling fell below 90 % of the highest reading of the same measurement.
+  // Readings are taken while the GPU runs the samples (an idle GPU reports its boost clock, not the
+  // clock a power-limited kernel runs at). A reading fell below 90 % of the highest of the same
+  // measurement.
   bool sagged = false;
 };
 
 struct TimerResult {
   Stats us;                         // per operation, in microseconds
-  std::string mode;                 // "event" or "graph"
+  std::string mode;                 // "event", "graph" or "cupti"
   std::string l2;                   // "cold" or "hot"
   int ops_per_sample = 1;           // launches per timed sample (graph mode: launches per replay)
   int warmup_runs = 0;
@@ -75,6 +79,7 @@ class Timer {
 
   // The core loop. `fn` enqueues one sample, which holds `ops_per_sample` operations; the result is
   // per operation and labelled with `mode_label`. Warms up, flushes L2 (cold), samples adaptively.
+  // Samples are timed with events, or with CUPTI's kernel timestamps when opts.mode is kCupti.
   TimerResult sample(const SampleFn& fn, const TimerOptions& opts, int ops_per_sample,
                      const std::string& mode_label);
 

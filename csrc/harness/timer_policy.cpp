@@ -8,7 +8,12 @@
 namespace tg {
 
 const char* to_string(TimingMode m) {
-  return m == TimingMode::kGraph ? "graph" : m == TimingMode::kEvent ? "event" : "auto";
+  switch (m) {
+    case TimingMode::kGraph: return "graph";
+    case TimingMode::kEvent: return "event";
+    case TimingMode::kCupti: return "cupti";
+    default: return "auto";
+  }
 }
 const char* to_string(L2Mode m) { return m == L2Mode::kCold ? "cold" : "hot"; }
 

@@ -39,7 +39,7 @@ class Args {
   Args(std::string prog, std::string about) : prog_(std::move(prog)), about_(std::move(about)) {
     add("device", "0", "GPU index");
     add("l2", "cold", "cold (L2 flushed before each sample) or hot");
-    add("mode", "auto", "auto (graphs under 10 us), event or graph");
+    add("mode", "auto", "auto (graphs under 10 us), event, graph or cupti (the kernels' own GPU timestamps)");
     add("target", "0.01", "stop when the median's relative spread is under this");
     add("min-samples", "10", "fewest samples");
     add("max-samples", "2000", "most samples");
@@ -132,8 +132,11 @@ class Args {
   TimerOptions timer_options() const {
     TimerOptions o;
     o.l2 = choice("l2", {"cold", "hot"}) == "cold" ? L2Mode::kCold : L2Mode::kHot;
-    const std::string m = choice("mode", {"auto", "event", "graph"});
-    o.mode = m == "auto" ? TimingMode::kAuto : m == "event" ? TimingMode::kEvent : TimingMode::kGraph;
+    const std::string m = choice("mode", {"auto", "event", "graph", "cupti"});
+    o.mode = m == "auto"    ? TimingMode::kAuto
+             : m == "event" ? TimingMode::kEvent
+             : m == "cupti" ? TimingMode::kCupti
+                            : TimingMode::kGraph;
     o.target_rel_spread = real("target", 1e-4, 1.0);
     o.min_samples = static_cast<int>(integer("min-samples", 1, 1000000));
     o.max_samples = static_cast<int>(integer("max-samples", o.min_samples, 1000000));

@@ -2,7 +2,8 @@
 
 The method is the one the microbenchmark binaries use: device events, warm-up, cold L2 by default
 (a read of 2x the L2 between samples, untimed), CUDA/HIP graphs for launches under ~10 us, adaptive
-repetitions until the median is known to 1 %, the SM clock read around the measurement.
+repetitions until the median is known to 1 %, the SM clock read while the samples run. mode="cupti"
+times each sample by the GPU's own kernel timestamps (CUPTI) instead of events.
 
     t = tinygemm.timing.measure(lambda: torch.matmul(x, w, out=y))
     t.median_us, t.mode, t.samples
@@ -25,6 +26,10 @@ from . import _C
 from ._ext import require_gpu, stream_handle
 
 _TIMERS: dict[int, object] = {}
+# auto: graphs under ~10 us, events above. cupti: each sample is the span of the GPU's own timestamps
+# of the kernels it launched (CUPTI; what Nsight Systems / Compute report), without the ~1 us of
+# launch latency that events include.
+MODES = ("auto", "event", "graph", "cupti")
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class Timing:
     stdev_us: float
     samples: int
     rel_spread: float       # half-width of the median's ~95 % interval, over the median
-    mode: str               # "event" or "graph"
+    mode: str               # "event", "graph" or "cupti"
     l2: str                 # "cold", "hot", or "cold-first" (graph mode without enough rotation)
     ops_per_sample: int
     sm_clock_mhz_min: float
@@ -64,8 +69,8 @@ def options(
     """Harness options, validated with errors that name the bad value."""
     if l2 not in ("cold", "hot"):
         raise ValueError(f"l2 must be 'cold' or 'hot'; got {l2!r}")
-    if mode not in ("auto", "event", "graph"):
-        raise ValueError(f"mode must be 'auto', 'event' or 'graph'; got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}; got {mode!r}")
     if not target > 0:
         raise ValueError(f"target must be > 0; got {target}")
     if not 1 <= min_samples <= max_samples:
@@ -115,8 +120,9 @@ def measure(
     counter = itertools.count()
     rotate = calls[0] if len(calls) == 1 else (lambda: calls[next(counter) % len(calls)]())
     est = t.estimate_us(rotate, 3)
-    if _C.choose_mode(est, o) == _C.TimingMode.event:
-        return _to_timing(t.sample(rotate, o, 1, "event"), "cold" if o.l2 == _C.L2Mode.cold else "hot")
+    mode = _C.choose_mode(est, o)
+    if mode in (_C.TimingMode.event, _C.TimingMode.cupti):
+        return _to_timing(t.sample(rotate, o, 1, mode.name), "cold" if o.l2 == _C.L2Mode.cold else "hot")
 
     n = _C.graph_launch_count(est, o)
     n = -(-n // len(calls)) * len(calls)  # whole rotations

@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None):
                    help="also time each backend's load-time weight conversion (op=prepare rows, M=0)")
     g = p.add_argument_group("timing")
     g.add_argument("--l2", choices=["cold", "hot"], default="cold")
-    g.add_argument("--mode", choices=["auto", "event", "graph"], default="auto")
+    g.add_argument("--mode", choices=["auto", "event", "graph", "cupti"], default="auto",
+                   help="auto: graphs under ~10 us, events above; cupti: the kernels' own GPU timestamps")
     g.add_argument("--target", type=float, default=0.01, help="relative spread of the median to stop at")
     g.add_argument("--min-samples", type=int, default=10)
     g.add_argument("--max-samples", type=int, default=200)
