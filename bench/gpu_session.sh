@@ -3,7 +3,7 @@
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
 #   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
-#                             [seed004-bf16] [pytest:EXPR] [list]
+#                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -111,9 +111,10 @@ print(' '.join(e['machete_supported_schedules'][:int(sys.argv[2])]))" "$d/heuris
         --backends torch_matmul,dequant_matmul,tinygemm_cuda,tinygemm_triton --out "$OUT/seed003" --force --quiet 2>&1 | tail -3
       python3 -m tinygemm.plot "$OUT/seed003/results.csv" --out "$OUT/seed003/plots" >/dev/null
       python3 bench/seed003_ncu.py --out "$OUT/seed003" 2>&1 | tail -20 ;;
-    pytest:*)
-      log "GPU tests: ${s#pytest:}"
-      python3 -m pytest tests -q -p no:cacheprovider -k "${s#pytest:}" 2>&1 | tee -a "$OUT/gpu-tests-k.log" | tail -6 ;;
+    pytest:*)  # pytest:a,b,c runs the tests whose names match a or b or c
+      k=${s#pytest:}
+      log "GPU tests: ${k//,/ or }"
+      python3 -m pytest tests -q -p no:cacheprovider -k "${k//,/ or }" 2>&1 | tee -a "$OUT/gpu-tests-k.log" | tail -6 ;;
     list)
       python3 -m tinygemm.bench --list-backends 2>&1 | tail -40 ;;
     *) echo "unknown stage $s"; exit 2 ;;

@@ -83,12 +83,13 @@ def test_cupti_mode_measures_a_known_kernel_length():
 
 
 def test_cupti_mode_leaves_out_the_launch_latency_events_include():
-    """A 5 us kernel: its GPU timestamps span ~5 us; events around it also hold the launch latency."""
+    """A 5 us spin: its GPU timestamps span 5 us plus the block's start and exit (~0.9 us on an H100);
+    events around it also hold the launch's front-end latency."""
     _cupti_or_skip()
     fn = lambda: _C.spin(5_000, stream_handle())  # noqa: E731
     cupti = timing.measure(fn, l2="hot", mode="cupti")
     event = timing.measure(fn, l2="hot", mode="event")
-    assert 5.0 <= cupti.median_us < 5.5, cupti
+    assert 5.0 <= cupti.median_us < 6.5, cupti
     assert cupti.median_us < event.median_us, (cupti.median_us, event.median_us)
 
 
@@ -102,7 +103,7 @@ def test_cupti_mode_spans_every_kernel_of_a_sample_and_only_those():
         _C.spin(20_000, stream_handle())
 
     t = timing.measure(two, l2="cold", mode="cupti")
-    assert 40.0 <= t.median_us < 43.0, t
+    assert 40.0 <= t.median_us < 45.0, t
 
 
 def test_cupti_mode_times_torch_kernels_like_events_on_a_long_gemm():
