@@ -47,7 +47,8 @@ for s in $stages; do
       python3 bench/w4a16_decode.py --out "$OUT" 2>&1 | tail -60 ;;
     harness-ncu)
       log "harness vs ncu"
-      python3 bench/harness_vs_ncu.py --out "$OUT/harness_vs_ncu.csv" 2>&1 | tail -20 ;;
+      python3 bench/harness_vs_ncu.py --out "$OUT/harness_vs_ncu.csv" --out-spin "$OUT/harness_vs_ncu_spin.csv" 2>&1 \
+        | tail -24 ;;
     bench)
       log "python -m tinygemm.bench (defaults)"
       python3 -m tinygemm.bench --out "$OUT/bench-default" --force 2>&1 | tail -40 ;;

@@ -76,11 +76,49 @@ def signed(v) -> str:
     return f"{v:+.2f}%" if v != "" else "n/a"
 
 
+# A Python child that launches spin kernels of known lengths inside one profiled region.
+SPIN_CHILD = """
+import sys, torch
+from tinygemm import _C, profile
+from tinygemm._ext import stream_handle
+_C.spin(1000, stream_handle()); torch.cuda.synchronize()
+with profile.region("spin"):
+    for ns in sys.argv[1:]:
+        _C.spin(int(ns), stream_handle())
+"""
+SPIN_NS = [2_000, 5_000, 10_000, 20_000, 50_000, 200_000]
+
+
+def known_lengths(launches: int) -> list[dict]:
+    """ncu and the harness on kernels whose length is known by construction: a one-thread spin on the
+    GPU's global timer reads no memory, so caches and clocks do not enter, only each method's overhead."""
+    import sys
+
+    from tinygemm import _C, timing
+    from tinygemm._ext import stream_handle
+
+    runs = [run_ncu([sys.executable, "-c", SPIN_CHILD, *map(str, SPIN_NS)], ["gpu__time_duration.sum"])
+            for _ in range(launches)]
+    rows = []
+    for i, ns in enumerate(SPIN_NS):
+        ncu_us = statistics.median(r[i]["gpu__time_duration.sum_us"] for r in runs)
+        row = dict(spin_us=ns / 1000, ncu_us=round(ncu_us, 3))
+        for mode in MODES:
+            t = timing.measure(lambda ns=ns: _C.spin(ns, stream_handle()), l2="hot", mode=mode)
+            row[f"{mode}_us"] = round(t.median_us, 3)
+        rows.append(row)
+        print(f"spin {ns / 1000:7.1f} us: ncu {ncu_us:8.3f}" + "".join(f" | {m} {row[m + '_us']:8.3f}" for m in MODES))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="harness_vs_ncu.csv")
+    p.add_argument("--out-spin", default=None, help="also time spin kernels of known length (CSV path)")
     p.add_argument("--ncu-launches", type=int, default=3, help="profiled launches per size and method (median)")
     a = p.parse_args()
+    if a.out_spin:
+        write_dicts(a.out_spin, known_lengths(a.ncu_launches))
     exe = shutil.which("tinygemm-bench-gemm")
     if exe is None:
         raise SystemExit("tinygemm-bench-gemm is not on PATH (pip install . with CUDA)")
