@@ -157,12 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default=None)
     p.add_argument("--replay", choices=NCU_REPLAY_MODES, default="kernel",
                    help="ncu only: a result per kernel, or the whole profiled window as one (range)")
+    p.add_argument("--cache", choices=["all", "none"], default="all",
+                   help="ncu only: flush the caches before each replay (all, cold) or leave them (none)")
     a = p.parse_args(argv[:i])
     cmd = argv[i + 1:]
     if not cmd:
         p.error("no program after --")
     try:
-        rows = run_ncu(cmd, a.metrics.split(","), replay=a.replay) if a.tool == "ncu" else run_rocprof(cmd)
+        rows = run_ncu(cmd, a.metrics.split(","), replay=a.replay, cache=a.cache) if a.tool == "ncu" else run_rocprof(cmd)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
