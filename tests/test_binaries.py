@@ -64,6 +64,7 @@ def test_gemm_json_on_gpu():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["samples"] >= 10 and 0 < d["median_us"] < 1000 and d["tflops"] > 0 and d["mode"] in ("event", "graph")
+    assert "clock_slowdown" in d and "sm_clock_mhz_min" in d
 
 
 @pytest.mark.gpu

@@ -67,6 +67,8 @@ def test_clock_is_read():
     assert t.clock_source in ("nvml", "rocm_smi") or t.clock_source.startswith("none")
     if t.clock_source == "nvml":
         assert t.sm_clock_mhz_max > 0
+    known = {"sw_power_cap", "hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake"}
+    assert set(filter(None, t.clock_slowdown.split(","))) <= known, t.clock_slowdown
 
 
 def _cupti_or_skip():

@@ -86,7 +86,8 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("min_mhz", &tg::ClockInfo::min_mhz)
       .def_readonly("max_mhz", &tg::ClockInfo::max_mhz)
       .def_readonly("device_max_mhz", &tg::ClockInfo::device_max_mhz)
-      .def_readonly("sagged", &tg::ClockInfo::sagged);
+      .def_readonly("sagged", &tg::ClockInfo::sagged)
+      .def_readonly("slowdown", &tg::ClockInfo::slowdown);
   py::class_<tg::TimerResult>(m, "TimerResult")
       .def_readonly("us", &tg::TimerResult::us)
       .def_readonly("mode", &tg::TimerResult::mode)

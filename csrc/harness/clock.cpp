@@ -17,6 +17,7 @@ struct Nvml {
   nvmlReturn_t (*by_pci)(const char*, nvmlDevice_t*) = nullptr;
   nvmlReturn_t (*clock)(nvmlDevice_t, int, unsigned*) = nullptr;
   nvmlReturn_t (*max_clock)(nvmlDevice_t, int, unsigned*) = nullptr;
+  nvmlReturn_t (*reasons)(nvmlDevice_t, unsigned long long*) = nullptr;  // optional
   bool ok = false;
   std::string why;
 };
@@ -36,6 +37,10 @@ const Nvml& nvml() {
         dlsym(lib, "nvmlDeviceGetClockInfo"));
     r.max_clock = reinterpret_cast<nvmlReturn_t (*)(nvmlDevice_t, int, unsigned*)>(
         dlsym(lib, "nvmlDeviceGetMaxClockInfo"));
+    // "clocks event reasons" is the newer name of the same call ("throttle reasons")
+    void* why = dlsym(lib, "nvmlDeviceGetCurrentClocksEventReasons");
+    if (!why) why = dlsym(lib, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    r.reasons = reinterpret_cast<nvmlReturn_t (*)(nvmlDevice_t, unsigned long long*)>(why);
     if (!r.init || !r.by_pci || !r.clock || !r.max_clock) {
       r.why = "NVML lacks the clock entry points";
       return r;
@@ -112,6 +117,27 @@ double ClockReader::sm_mhz() const {
   unsigned mhz = 0;
   return nvml().clock(handle_, kNvmlClockSm, &mhz) == 0 ? mhz : 0;
 #endif
+}
+
+std::uint64_t ClockReader::slowdown_reasons() const {
+#if defined(TINYGEMM_HIP)
+  return 0;
+#else
+  unsigned long long bits = 0;
+  if (!ok_ || !nvml().reasons || nvml().reasons(handle_, &bits) != 0) return 0;
+  return bits & (kSwPowerCap | kHwSlowdown | kSwThermal | kHwThermal | kHwPowerBrake);
+#endif
+}
+
+std::string describe_slowdown(std::uint64_t bits) {
+  static const std::pair<std::uint64_t, const char*> names[] = {
+      {ClockReader::kSwPowerCap, "sw_power_cap"}, {ClockReader::kHwSlowdown, "hw_slowdown"},
+      {ClockReader::kSwThermal, "sw_thermal"}, {ClockReader::kHwThermal, "hw_thermal"},
+      {ClockReader::kHwPowerBrake, "hw_power_brake"}};
+  std::string s;
+  for (const auto& [bit, name] : names)
+    if (bits & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  return s;
 }
 
 double ClockReader::max_sm_mhz() const {

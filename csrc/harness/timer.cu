@@ -140,6 +140,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   if (opts.mode == TimingMode::kCupti) trace = std::make_unique<KernelTrace>();
 
   std::vector<double> clocks;
+  std::uint64_t slowdown = 0;
 
   std::vector<double> samples;
   const auto t0 = Clock::now();
@@ -163,7 +164,10 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
       if (trace) trace->end();
     }
     // read while the GPU works through the batch: the clock the samples run at
-    if (clock.available()) clocks.push_back(clock.sm_mhz());
+    if (clock.available()) {
+      clocks.push_back(clock.sm_mhz());
+      slowdown |= clock.slowdown_reasons();
+    }
     TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[2 * batch - 1])));
     if (trace) {
       const std::vector<double> spans = trace->spans_us(static_cast<std::size_t>(batch));
@@ -196,6 +200,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     r.clock.device_max_mhz = clock.max_sm_mhz();
     r.clock.sagged = r.clock.min_mhz < 0.9 * r.clock.max_mhz;
   }
+  r.clock.slowdown = describe_slowdown(slowdown);
   return r;
 }
 

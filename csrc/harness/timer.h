@@ -40,6 +40,8 @@ struct ClockInfo {
   // clock a power-limited kernel runs at). A reading fell below 90 % of the highest of the same
   // measurement.
   bool sagged = false;
+  // Why the clock was held down while the samples ran (NVML): e.g. "sw_power_cap"; "" for no reason.
+  std::string slowdown;
 };
 
 struct TimerResult {

@@ -202,7 +202,7 @@ class Record {
     set("mean_us", r.us.mean).set("p10_us", r.us.p10).set("p90_us", r.us.p90).set("stdev_us", r.us.stdev);
     set("samples", r.us.n).set("ops_per_sample", r.ops_per_sample);
     set("sm_clock_mhz_min", r.clock.min_mhz).set("sm_clock_mhz_max", r.clock.max_mhz);
-    set("clock_sagged", r.clock.sagged ? 1 : 0);
+    set("clock_sagged", r.clock.sagged ? 1 : 0).set("clock_slowdown", r.clock.slowdown);
     return *this;
   }
   std::string csv() const {

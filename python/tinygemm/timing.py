@@ -48,6 +48,7 @@ class Timing:
     sm_clock_mhz_min: float
     sm_clock_mhz_max: float
     clock_sagged: bool
+    clock_slowdown: str     # why NVML says the clock was held down during the samples ("sw_power_cap", ...)
     clock_source: str
 
     def as_dict(self) -> dict:
@@ -161,5 +162,5 @@ def _to_timing(r, l2: str) -> Timing:
         median_us=s.median, min_us=s.min, mean_us=s.mean, p10_us=s.p10, p90_us=s.p90, stdev_us=s.stdev,
         samples=s.n, rel_spread=s.median_rel_spread, mode=r.mode, l2=l2, ops_per_sample=r.ops_per_sample,
         sm_clock_mhz_min=r.clock.min_mhz, sm_clock_mhz_max=r.clock.max_mhz, clock_sagged=r.clock.sagged,
-        clock_source=r.clock.source,
+        clock_slowdown=r.clock.slowdown, clock_source=r.clock.source,
     )

@@ -143,6 +143,8 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
     if t.p90_us > UNSTABLE_P90_OVER_P10 * t.p10_us:
         # a bimodal or disturbed point (another process, a clock event): the median is not to be trusted
         row["note"] = f"unstable: p90 {t.p90_us:.1f} us = {t.p90_us / t.p10_us:.1f}x p10; " + row["note"]
+    if t.clock_slowdown:  # power or thermal capping while it ran: the time holds for a hot, loaded card
+        row["note"] = f"clock held down: {t.clock_slowdown}; " + row["note"]
     if err is not None and err > backend.tolerance:
         row.update(status="wrong", note=f"max_rel_err {err:.3g} > tolerance {backend.tolerance:g}; {row['note']}")
     else:
