@@ -135,7 +135,7 @@ def main():
             row[f"{mode}_us"] = round(h[mode]["median_us"], 3)
             row[f"{mode}_diff_pct"] = pct(h[mode]["median_us"], cold["us"]) if "us" in cold else ""
         row.update(ncu_sm_clock_mhz=cold.get("clock", ""), harness_sm_clock_mhz=h["event"].get("sm_clock_mhz_min", ""),
-                   ncu_error=cold.get("error", ""))
+                   harness_clock_slowdown=h["event"].get("clock_slowdown", ""), ncu_error=cold.get("error", ""))
         if cold.get("kernels", 1) > 1:  # where the multi-kernel gap comes from: the same kernels, caches warm
             warm = ncu(args, a.ncu_launches, cache="none")
             row["ncu_warm_sum_us"] = round(warm["us"], 3) if "us" in warm else warm["error"]
@@ -144,6 +144,7 @@ def main():
               f"[{row['ncu_each_us']}]" + (f" (warm-cache sum {row['ncu_warm_sum_us']})" if row["ncu_warm_sum_us"] else "")
               + "".join(f" | {mode} {row[mode + '_us']:.2f} ({signed(row[mode + '_diff_pct'])})" for mode in MODES)
               + f" | auto={auto} | SM clock: ncu {row['ncu_sm_clock_mhz']}, harness {row['harness_sm_clock_mhz']} MHz"
+              + (f" ({row['harness_clock_slowdown']})" if row["harness_clock_slowdown"] else "")
               + (f" | ncu error: {row['ncu_error']}" if row["ncu_error"] else ""))
     write_dicts(a.out, rows)
     single = [r for r in rows if r["kernels"] == 1 and r["ncu_us"] != ""]
