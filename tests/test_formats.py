@@ -89,6 +89,16 @@ def test_gptq_roundtrip(symmetric, offset):
         assert torch.equal(back.zeros, qw.zeros)
 
 
+@pytest.mark.parametrize("slab_bytes", [1, 256 * 48, 1 << 30])
+def test_from_gptq_in_column_slabs(monkeypatch, slab_bytes):
+    """Slabs of 16 columns, of 48 (the last one shorter: N = 112), or the whole matrix: same words."""
+    monkeypatch.setattr(formats, "GPTQ_SLAB_BYTES", slab_bytes)
+    qw = tinygemm.quantize(torch.randn(256, 112).half(), 64, symmetric=False)
+    g = formats.to_gptq(qw)
+    back = formats.from_gptq(g["qweight"], g["qzeros"], g["scales"], 64)
+    assert torch.equal(back.qweight, qw.qweight) and torch.equal(back.zeros, qw.zeros)
+
+
 def test_gptq_packing_matches_gptq_convention():
     # GPTQ: qweight[r, n] holds k = 8r + i at bits 4i
     qw = tinygemm.quantize(torch.randn(64, 16).half(), -1)

@@ -221,10 +221,23 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
         if not torch.equal(g_idx.to(trivial.dtype), trivial):
             raise ValueError("act-order checkpoints (a g_idx that is not k // group_size) are not supported: "
                              "reorder the rows of the weight by g_idx before converting")
-    q = _unpack_rows(qweight)
     z = (_unpack_rows(qzeros.t().contiguous()).t().to(torch.int32) + zero_offset) & 0xF
     zeros = None if bool((z == 8).all()) else z.to(scales.dtype).contiguous()
-    return QuantizedWeight(pack(q), scales.contiguous(), zeros, (K, N), group_size)
+    return QuantizedWeight(_gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size)
+
+
+# from_gptq converts a slab of columns at a time: the byte-per-weight intermediate of one slab, not of
+# the whole matrix, sets the peak memory (the whole 4096 x 28672 gate_up took ~6x its packed size).
+GPTQ_SLAB_BYTES = 16 << 20
+
+
+def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int) -> torch.Tensor:
+    out = torch.empty((N // 16, K // 64, 32, 4), dtype=torch.int32, device=qweight.device)
+    cols = max(16, GPTQ_SLAB_BYTES // K // 16 * 16)  # whole 16-column tiles
+    for n0 in range(0, N, cols):
+        n1 = min(N, n0 + cols)
+        out[n0 // 16:n1 // 16] = pack(_unpack_rows(qweight[:, n0:n1].contiguous()))
+    return out
 
 
 # --- torch's _weight_int4pack_mm -----------------------------------------------------------------
