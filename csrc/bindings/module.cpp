@@ -156,6 +156,12 @@ PYBIND11_MODULE(_C, m) {
       py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("w"), py::arg("N"), py::arg("K"),
       py::arg("group_size"), py::arg("dtype"), py::arg("stream"));
   m.def(
+      "gptq_to_layout",
+      [](std::uintptr_t gptq_qweight, std::uintptr_t qweight, int N, int K, std::uintptr_t stream) {
+        tg::gptq_to_layout(ptr(gptq_qweight), mut(qweight), N, K, stream);
+      },
+      py::arg("gptq_qweight"), py::arg("qweight"), py::arg("N"), py::arg("K"), py::arg("stream"));
+  m.def(
       "w4a16_gemv_config",
       [](int M, int N, int K, int sm_count, int cc_major) {
         const tg::GemvConfig c = tg::w4a16_gemv_config(M, N, K, sm_count, cc_major);

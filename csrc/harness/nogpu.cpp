@@ -33,5 +33,6 @@ void w4a16_gemv(const void*, const void*, const void*, const void*, void*, int, 
 void w4_dequant(const void*, const void*, const void*, void*, int, int, int, DType, std::uintptr_t) {
   throw NoGpuBuild("w4_dequant");
 }
+void gptq_to_layout(const void*, void*, int, int, std::uintptr_t) { throw NoGpuBuild("gptq_to_layout"); }
 
 }  // namespace tg

@@ -37,6 +37,9 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
 void w4_dequant(const void* qweight, const void* scales, const void* zeros, void* w, int N, int K,
                 int group_size, DType dtype, std::uintptr_t stream);
 
+// GPTQ qweight (int32 [K/8, N], k's nibble at bits 4 (k % 8) of row k / 8) to the packed layout above.
+void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::uintptr_t stream);
+
 // The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs).
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major);
 

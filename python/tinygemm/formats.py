@@ -226,13 +226,21 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
     return QuantizedWeight(_gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size)
 
 
-# from_gptq converts a slab of columns at a time: the byte-per-weight intermediate of one slab, not of
-# the whole matrix, sets the peak memory (the whole 4096 x 28672 gate_up took ~6x its packed size).
+# Without the GPU kernel (CPU tensors, a CPU-only build), from_gptq converts a slab of columns at a
+# time: the byte-per-weight intermediate of one slab, not of the whole matrix, sets the peak memory
+# (the whole 4096 x 28672 gate_up took ~6x its packed size).
 GPTQ_SLAB_BYTES = 16 << 20
 
 
-def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int) -> torch.Tensor:
+def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int, use_kernel: bool = True) -> torch.Tensor:
     out = torch.empty((N // 16, K // 64, 32, 4), dtype=torch.int32, device=qweight.device)
+    if use_kernel and qweight.is_cuda and qweight.dtype == torch.int32:
+        from ._ext import GPU_BACKEND, _C, stream_handle
+
+        if GPU_BACKEND != "cpu":  # one kernel, two reads and one write per word (csrc/kernels/w4_repack.cu)
+            with torch.cuda.device(qweight.device):
+                _C.gptq_to_layout(qweight.contiguous().data_ptr(), out.data_ptr(), N, K, stream_handle())
+            return out
     cols = max(16, GPTQ_SLAB_BYTES // K // 16 * 16)  # whole 16-column tiles
     for n0 in range(0, N, cols):
         n1 = min(N, n0 + cols)
