@@ -27,7 +27,7 @@ from ._ext import require_gpu, stream_handle
 
 _TIMERS: dict[int, object] = {}
 # auto: graphs under ~10 us, events above. cupti: each sample is the span of the GPU's own timestamps
-# of the kernels it launched (CUPTI; what Nsight Systems / Compute report), without the ~1 us of
+# of the kernels it launched (CUPTI; what Nsight Systems reports), without the ~2 us of
 # launch latency that events include.
 MODES = ("auto", "event", "graph", "cupti")
 
