@@ -2,12 +2,12 @@
 tinygemm-bench-gemm at sizes from ~10 us to ~3 ms (both cold L2, clocks as they are: ncu runs with
 --clock-control none), for each of the harness's timing modes:
 
-- event: device events around one launch. They also hold the launch's front-end latency (~1 us),
-  a tenth of a 10 us kernel and nothing at 25 us and above.
+- event: device events around one launch. They also hold the launch's front-end latency and the
+  end event's wait (2.2 us over the kernel's own timestamps, 1 us over ncu, on an H100).
 - graph: many launches replayed from one graph, time / launches. Back to back, a kernel's launch
   and ramp-up overlap the previous one's tail, so short kernels read below their isolated time.
-- cupti: the span of the GPU's own start/end timestamps of the launch's kernels (CUPTI), the
-  quantity ncu and nsys report.
+- cupti: the span of the GPU's own start/end timestamps of the launch's kernels (CUPTI), what
+  nsys reports; ncu's gpu__time_duration reads 1.2 us more (measured by --out-spin).
 
 One cuBLAS call can be several kernels (a split-K GEMM and its reduction). ncu's kernel replay
 flushes the caches before *each* kernel and times each alone, so its sum over a multi-kernel call
@@ -29,8 +29,8 @@ import subprocess
 from tinygemm.profile import run_ncu
 from tinygemm.results import write_dicts
 
-# (M, K, N): ~10 us shapes (cuBLAS picks split-K + a reduction for the first on an H100) up to a ~3 ms GEMM
 MODES = ("event", "graph", "cupti")
+# (M, K, N): ~10 us shapes (cuBLAS picks split-K + a reduction for the first on an H100) up to a ~3 ms GEMM
 SIZES = [(16, 4096, 2048), (64, 4096, 2048), (128, 2048, 4096), (512, 1024, 4096), (256, 4096, 6144),
          (1024, 4096, 14336), (4096, 4096, 14336), (8192, 8192, 16384)]
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ._ext import GPU_BACKEND, _C, stream_handle
+
 GROUP_SIZES = (32, 64, 128, -1)
 LAYOUT = "tinygemm-w4-v1"
 
@@ -232,15 +234,13 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
 GPTQ_SLAB_BYTES = 16 << 20
 
 
-def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int, use_kernel: bool = True) -> torch.Tensor:
+def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int) -> torch.Tensor:
     out = torch.empty((N // 16, K // 64, 32, 4), dtype=torch.int32, device=qweight.device)
-    if use_kernel and qweight.is_cuda and qweight.dtype == torch.int32:
-        from ._ext import GPU_BACKEND, _C, stream_handle
-
-        if GPU_BACKEND != "cpu":  # one kernel, two reads and one write per word (csrc/kernels/w4_repack.cu)
-            with torch.cuda.device(qweight.device):
-                _C.gptq_to_layout(qweight.contiguous().data_ptr(), out.data_ptr(), N, K, stream_handle())
-            return out
+    if qweight.is_cuda and qweight.dtype == torch.int32 and GPU_BACKEND != "cpu":
+        # one kernel, two reads and one write per word (csrc/kernels/w4_repack.cu)
+        with torch.cuda.device(qweight.device):
+            _C.gptq_to_layout(qweight.contiguous().data_ptr(), out.data_ptr(), N, K, stream_handle())
+        return out
     cols = max(16, GPTQ_SLAB_BYTES // K // 16 * 16)  # whole 16-column tiles
     for n0 in range(0, N, cols):
         n1 = min(N, n0 + cols)

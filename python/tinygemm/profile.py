@@ -7,7 +7,7 @@ ncu runs with --clock-control none (the card's clocks as they are, like every ot
 number) and --profile-from-start off, so only what the program brackets with cudaProfilerStart/Stop
 is profiled: the binaries' --profile mode does that for one launch, and tinygemm.profile.region()
 does it for Python code. Output: one CSV row per kernel with the metrics as columns, or with
---replay range one row for the whole window (caches flushed once, kernels back to back).
+--replay range one row for the whole window (its time includes the host's API time inside it).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def ncu_command(cmd: list[str], metrics: list[str], log_file: str, ncu: str = "n
     """replay="kernel": one result per kernel, each replayed alone (caches flushed before each with
     cache="all"). replay="range": the whole cudaProfilerStart/Stop window as one result, for metrics
     over several kernels; its gpu__time_duration includes the host-side API time inside the window
-    (~0.2 ms for a 12 us GEMM on an H100), so it is not a kernel time. cache="all" flushes the caches before each replay (cold, tinygemm's default); "none" leaves them."""
+    (~0.2 ms for a 12 us GEMM on an H100), so it is not a kernel time. cache="all" flushes the
+    caches before each replay (cold, tinygemm's default); "none" leaves them."""
     if replay not in NCU_REPLAY_MODES:
         raise ValueError(f"ncu replay mode must be one of {NCU_REPLAY_MODES}, got {replay!r}")
     if cache not in ("all", "none"):
