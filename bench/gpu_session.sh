@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-triton] [tune] [tune-gemm] [decode] [harness-ncu] [bench]
+#   bash bench/gpu_session.sh [build] [test] [test-triton] [test-sm90] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
@@ -35,6 +35,14 @@ for s in $stages; do
       log "Triton GEMM GPU tests"
       python3 -m pytest tests/test_w4a16_gpu.py -q -x -p no:cacheprovider -k "triton or public_api or opcheck" 2>&1 \
         | tee "$OUT/gpu-tests-triton.log" | tail -15 ;;
+    test-sm90)
+      log "Hopper GEMM GPU tests"
+      python3 -m pytest tests/test_w4a16_gemm_sm90_gpu.py -q -x -p no:cacheprovider 2>&1 \
+        | tee "$OUT/gpu-tests-sm90.log" | tail -15 ;;
+    tune-sm90)
+      log "Hopper GEMM configuration sweep (beside the GEMV and the Triton GEMM)"
+      python3 bench/tune_w4a16_gemm_sm90.py --m "${TUNE_M:-1,8,16,32,64,128,256,512}" \
+        --out "$OUT/tune_w4a16_gemm_sm90.csv" 2>&1 | tee "$OUT/tune_w4a16_gemm_sm90.log" | tail -${TUNE_TAIL:-80} ;;
     tune-gemm)
       log "Triton GEMM configuration sweep"
       python3 bench/tune_w4a16_gemm.py --m "${TUNE_M:-1,16,32,64,128,256}" --out "$OUT/tune_w4a16_gemm.csv" 2>&1 \

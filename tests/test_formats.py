@@ -8,8 +8,8 @@ from tinygemm import formats
 from tinygemm.reference import rel_error
 
 
-def _layout_positions(K, N):
-    """(word index, nibble) -> (k, n), written straight from the layout's definition."""
+def _layout_positions(K, N, layout):
+    """(word index, nibble) -> (k, n), written straight from the layouts' definitions."""
     chunks = K // 64
     for T in range(N // 16):
         for c in range(chunks):
@@ -17,22 +17,37 @@ def _layout_positions(K, N):
                 g, t = lane >> 2, lane & 3
                 for j in range(4):
                     for p in range(8):
-                        yield ((T * chunks + c) * 32 + lane) * 4 + j, p, \
-                            64 * c + 32 * (j >> 1) + 8 * t + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2), 16 * T + g + 8 * (p & 1)
+                        if layout == formats.LAYOUT:
+                            k = 64 * c + 32 * (j >> 1) + 8 * t + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2)
+                        else:
+                            k = 64 * c + 16 * j + 2 * t + (p >> 2) + 8 * ((p >> 1) & 1)
+                        yield ((T * chunks + c) * 32 + lane) * 4 + j, p, k, 16 * T + g + 8 * (p & 1)
 
 
-def test_pack_follows_the_documented_layout():
+@pytest.mark.parametrize("layout", formats.LAYOUTS)
+def test_pack_follows_the_documented_layout(layout):
     K, N = 128, 32
     q = torch.randint(0, 16, (K, N), dtype=torch.uint8)
-    words = formats.pack(q).flatten().tolist()
-    for w, p, k, n in _layout_positions(K, N):
+    words = formats.pack(q, layout).flatten().tolist()
+    for w, p, k, n in _layout_positions(K, N, layout):
         assert ((words[w] & 0xFFFFFFFF) >> (4 * p)) & 0xF == q[k, n]
 
 
+@pytest.mark.parametrize("layout", formats.LAYOUTS)
 @pytest.mark.parametrize("K,N", [(64, 16), (192, 48), (5504, 32)])
-def test_pack_unpack_roundtrip(K, N):
+def test_pack_unpack_roundtrip(K, N, layout):
     q = torch.randint(0, 16, (K, N), dtype=torch.uint8)
-    assert torch.equal(formats.unpack(formats.pack(q), K, N), q)
+    assert torch.equal(formats.unpack(formats.pack(q, layout), K, N, layout), q)
+
+
+def test_to_layout_keeps_the_weight():
+    qw = tinygemm.quantize(torch.randn(256, 64), 64, symmetric=False)
+    q90 = formats.to_layout(qw, formats.LAYOUT_SM90)
+    assert q90.layout == formats.LAYOUT_SM90 and not torch.equal(q90.qweight, qw.qweight)
+    assert torch.equal(formats.dequantize(q90), formats.dequantize(qw))
+    assert torch.equal(formats.to_layout(q90, formats.LAYOUT).qweight, qw.qweight)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        formats.to_layout(qw, "marlin")
 
 
 @pytest.mark.parametrize("gs", [32, 64, 128, -1])

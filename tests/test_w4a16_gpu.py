@@ -118,7 +118,7 @@ def test_every_triton_configuration(bm, bt, bc, sk, swap, portable):
             check(triton_gemm(x, qw, cfg), x, qw, f"{cfg} gs={gs} M={M}")
 
 
-@pytest.mark.parametrize("backend", ["auto", "cuda", "triton"])
+@pytest.mark.parametrize("backend", ["auto", "cuda", "gemv", "triton"])
 def test_public_api_batched_and_autotuned(backend):
     qw = make(4096, 1024, 128, True, torch.float16)
     for M in (1, 16, 64):

@@ -37,6 +37,12 @@ PYBIND11_MODULE(_C, m) {
 #else
   m.attr("gpu_backend") = "cpu";
 #endif
+  // whether the Hopper GEMM's sm_90a code is in this build (CMAKE_CUDA_ARCHITECTURES has 90a)
+#if defined(TINYGEMM_HAVE_SM90)
+  m.attr("has_sm90") = true;
+#else
+  m.attr("has_sm90") = false;
+#endif
   py::register_exception<tg::NoGpuBuild>(m, "NoGpuBuild", PyExc_RuntimeError);
 
   // statistics (CPU)
@@ -146,6 +152,27 @@ PYBIND11_MODULE(_C, m) {
       py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
       py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
       py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = 0);
+  m.def(
+      "w4a16_gemm_sm90",
+      [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
+         int M, int N, int K, int group_size, const std::string& dtype, std::uintptr_t stream, int block_m,
+         int split) {
+        tg::GemmSm90Config cfg;
+        cfg.block_m = block_m;
+        cfg.split = split;
+        tg::w4a16_gemm_sm90(ptr(x), ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(y), M, N, K,
+                            group_size, parse_dtype(dtype), stream, cfg);
+      },
+      py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
+      py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
+      py::arg("block_m") = 0, py::arg("split") = 0);
+  m.def(
+      "w4a16_gemm_sm90_config",
+      [](int M, int N, int K, int sm_count) {
+        const tg::GemmSm90Config c = tg::w4a16_gemm_sm90_config(M, N, K, sm_count);
+        return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split);
+      },
+      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"));
   m.def(
       "w4_dequant",
       [](std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t w, int N, int K,

@@ -1,9 +1,30 @@
 #include "device_ops.h"
 
+#include <mutex>
+
 #include "tinygemm/gpu.h"
 #include "tinygemm/status.h"
 
 namespace tg {
+
+const DeviceProps& device_props() {
+  static DeviceProps props[kMaxDevices];
+  static std::once_flag once[kMaxDevices];
+  int dev = 0;
+  TG_GPU_CHECK(cudaGetDevice(&dev));
+  TG_CHECK_ARG(dev >= 0 && dev < kMaxDevices, "device index ", dev, " is beyond tinygemm's ", kMaxDevices, " devices");
+  std::call_once(once[dev], [dev] {
+    DeviceProps& p = props[dev];
+    p.index = dev;
+    TG_GPU_CHECK(cudaDeviceGetAttribute(&p.sm_count, cudaDevAttrMultiProcessorCount, dev));
+#if !defined(TINYGEMM_HIP)
+    TG_GPU_CHECK(cudaDeviceGetAttribute(&p.cc_major, cudaDevAttrComputeCapabilityMajor, dev));
+    TG_GPU_CHECK(cudaDeviceGetAttribute(&p.cc_minor, cudaDevAttrComputeCapabilityMinor, dev));
+#endif
+  });
+  return props[dev];
+}
+
 namespace {
 
 __global__ void read_buffer_kernel(const int4* __restrict__ buf, std::size_t n, int* sink) {

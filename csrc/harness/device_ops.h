@@ -9,6 +9,14 @@ namespace tg {
 
 enum class DType { kF16, kBF16, kF32 };
 
+// What kernel launchers need to know about the current device, read once per device and cached:
+// cudaDeviceGetAttribute on every call would put three driver queries on a decode step's hot path.
+struct DeviceProps {
+  int index = 0, sm_count = 0, cc_major = 0, cc_minor = 0;
+};
+constexpr int kMaxDevices = 64;
+const DeviceProps& device_props();  // of the calling thread's current device
+
 // Reads `bytes` (a multiple of 16) from `buf` and folds them into *sink, so the reads cannot be elided.
 void read_buffer(const void* buf, std::size_t bytes, int* sink, std::uintptr_t stream);
 

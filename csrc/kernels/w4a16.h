@@ -9,6 +9,11 @@
 //   at bits 4p..4p+3. Stored value q in 0..15; weight = (q - z) * s with z = 8 (symmetric) or the
 //   group's zero point, s the group's scale. scales / zeros: [K / group_size, N] in the activation
 //   dtype (group_size -1: one group, per channel).
+//
+// Packed weight layout "sm90" (w4a16_gemm_sm90): the same words, tiles and chunks, with k in its
+// natural order inside each 16-deep step j (what wgmma's register A fragment holds and what the
+// bulk tensor copy of x leaves in shared memory):
+//     n = 16 * tile + g + 8 * (p & 1),   k = 64 * chunk + 16 * j + 2 * t + (p >> 2) + 8 * ((p >> 1) & 1)
 #pragma once
 
 #include <cstdint>
@@ -42,6 +47,20 @@ void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::
 
 // The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs).
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major);
+
+struct GemmSm90Config {
+  int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64, 128 or 256 (0 = heuristic)
+  int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
+};
+
+// y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in the "sm90" layout above; Hopper (sm_90a)
+// builds only, any M.
+void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, const void* zeros, void* y,
+                     int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
+                     GemmSm90Config cfg = {});
+
+// The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
+GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
 
 // Shape rules shared by both kernels; throws std::invalid_argument naming the constraint.
 void check_w4_shape(int N, int K, int group_size, DType dtype);

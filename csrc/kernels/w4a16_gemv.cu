@@ -373,6 +373,7 @@ void dispatch_mma(const void* x, const void* qw, const void* s, const void* z, v
   TG_CALL_GS(128, 128)
   TG_CALL_GS(0, -1)
 #undef TG_CALL_GS
+  TG_CHECK_ARG(false, "w4a16_gemv: no compiled kernel for group_size ", gs, " (32, 64, 128 or -1)");
 }
 #endif
 
@@ -385,13 +386,9 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(qweight) % 16 == 0,
                "w4a16_gemv: packed weights must be 16-byte aligned (one 16-byte load per lane)");
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "w4a16_gemv: x must be 16-byte aligned");
-  int dev = 0, sms = 0, major = 0;
-  TG_GPU_CHECK(cudaGetDevice(&dev));
-  TG_GPU_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-#if !defined(TINYGEMM_HIP)
-  TG_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-#endif
-  const GemvConfig h = w4a16_gemv_config(M, N, K, sms, major);
+  const DeviceProps& d = device_props();
+  const int major = d.cc_major;
+  const GemvConfig h = w4a16_gemv_config(M, N, K, d.sm_count, major);
   if (cfg.impl == 0) cfg.impl = h.impl;
   if (cfg.n_tiles == 0) cfg.n_tiles = h.n_tiles;
   if (cfg.warps == 0) cfg.warps = h.warps;

@@ -1,5 +1,7 @@
 // Host-side rules of the INT4 kernels (shape checks, launch heuristic): plain C++, compiled in every
 // build so CPU tests cover them and CPU-only installs report the same errors.
+#include <algorithm>
+
 #include "tinygemm/status.h"
 #include "w4a16.h"
 
@@ -37,6 +39,19 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
     c.warps = one_wave && chunks >= 64 ? 16 : chunks >= 32 ? 8 : 4;
   else
     c.warps = one_wave && chunks >= 64 ? 8 : 4;
+  return c;
+}
+
+GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
+  GemmSm90Config c;
+  // the narrowest token tile that holds M (wgmma's N costs nothing extra up to it), 256 beyond
+  c.block_m = 8;
+  while (c.block_m < M && c.block_m < 256) c.block_m *= 2;
+  // Split K across a cluster until the CTAs fill the SMs (blocks of <= 64 tokens run 2 per SM),
+  // keeping at least 4 chunks of K per CTA.
+  const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);
+  const int slots = sm_count * (c.block_m <= 64 ? 2 : 1);
+  c.split = std::max(1, std::min({8, slots / std::max(ctas, 1), K / 64 / 4}));
   return c;
 }
 

@@ -1,29 +1,66 @@
-"""The public INT4 API: w4a16_matmul and its backend choice."""
+"""The public INT4 API: w4a16_matmul and its kernel choice.
+
+Kernels (one name each, from the .cu / .py file to the op and the backend):
+  gemv       csrc/kernels/w4a16_gemv.cu      CUDA/HIP, layout LAYOUT, fast at M <= 16
+  gemm_sm90  csrc/kernels/w4a16_gemm_sm90.cu Hopper tensor cores, layout LAYOUT_SM90, any M
+  triton     triton/w4a16_gemm.py            any GPU, layout LAYOUT, any M
+A weight is stored in one layout, so the layout narrows the choice; `preferred_layout(device)` is the
+layout whose kernels are fastest on a device (quantize and the checkpoint converters take it).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from . import ops
+from . import _C, ops
 from ._ext import GPU_BACKEND
-from .formats import QuantizedWeight
+from .formats import LAYOUT, LAYOUT_SM90, QuantizedWeight
 
-BACKENDS = ("auto", "cuda", "triton")
+BACKENDS = ("auto", "gemv", "gemm_sm90", "triton")
+ALIASES = {"cuda": "gemv"}  # the GEMV's name before the Hopper GEMM joined
+LAYOUT_OF = {"gemv": LAYOUT, "triton": LAYOUT, "gemm_sm90": LAYOUT_SM90}
 # The CUDA GEMV's mma path covers up to 16 rows per block; beyond that it re-reads the weights per
 # 16 rows, where the Triton GEMM's tiles reuse them.
 GEMV_MAX_M = 16
 
 
-def choose_backend(M: int, device: torch.device) -> str:
+def _is_hopper(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0)
+
+
+def has_gemm_sm90() -> bool:
+    """Whether this build carries the Hopper GEMM's sm_90a code."""
+    return GPU_BACKEND == "cuda" and bool(_C.has_sm90)
+
+
+def preferred_layout(device: torch.device | str) -> str:
+    """LAYOUT_SM90 on a Hopper GPU with a build that has the Hopper GEMM, else LAYOUT."""
+    device = torch.device(device)
+    return LAYOUT_SM90 if has_gemm_sm90() and _is_hopper(device) else LAYOUT
+
+
+def resolve_backend(backend: str) -> str:
+    backend = ALIASES.get(backend, backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} (or an alias {tuple(ALIASES)}); got {backend!r}")
+    return backend
+
+
+def choose_backend(M: int, device: torch.device, layout: str = LAYOUT) -> str:
+    """The kernel w4a16_matmul(backend='auto') runs for M rows of x on `device` from `layout`."""
+    if layout == LAYOUT_SM90:
+        return "gemm_sm90"
     if device.type == "cuda" and GPU_BACKEND == "cuda" and M <= GEMV_MAX_M:
-        return "cuda"
+        return "gemv"
     return "triton"
+
+
+_OPS = {"gemv": ops.w4a16_gemv, "gemm_sm90": ops.w4a16_gemm_sm90, "triton": ops.w4a16_gemm}
 
 
 def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> torch.Tensor:
     """y = x @ W for a 4-bit weight; x is [..., K] in the scales' dtype, y is [..., N]."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    backend = resolve_backend(backend)
     if not isinstance(qw, QuantizedWeight):
         raise ValueError(f"qw must be a tinygemm.QuantizedWeight (from tinygemm.quantize); got {type(qw).__name__}")
     K, N = qw.shape
@@ -35,7 +72,9 @@ def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") ->
         return x.new_empty((*lead, N))
     x2 = x2.contiguous()
     if backend == "auto":
-        backend = choose_backend(x2.shape[0], x2.device)
-    op = ops.w4a16_gemv if backend == "cuda" else ops.w4a16_gemm
-    y = op(x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+        backend = choose_backend(x2.shape[0], x2.device, qw.layout)
+    if LAYOUT_OF[backend] != qw.layout:
+        raise ValueError(f"backend {backend!r} reads weights in layout {LAYOUT_OF[backend]!r}; this weight is in "
+                         f"{qw.layout!r} (convert with tinygemm.formats.to_layout)")
+    y = _OPS[backend](x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
     return y.reshape(*lead, N)

@@ -21,6 +21,16 @@ tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the
     consecutive values: one 16-byte load feeds two mmas; mmas 0-1 cover k 0..31 of the chunk and
     2-3 cover 32..63, so group sizes 32 and up stay aligned.
   Requirements: N % 16 == 0, K % 64 == 0, K % group_size == 0.
+
+The "sm90" layout (LAYOUT_SM90, read by the Hopper GEMM w4a16_gemm_sm90): the same words, lanes,
+tiles and chunks, with k in natural order inside each 16-deep step j:
+      n = 16*tile + g + 8*(p & 1),
+      k = 64*chunk + 16*j + 2*t + (p >> 2) + 8*((p >> 1) & 1)
+  Why another layout: the Hopper GEMM's x tile comes into shared memory by a bulk tensor copy,
+  which copies rectangles and cannot permute k, and wgmma reads k in natural order there; so the
+  weights' register fragment (the same A fragment as mma.m16n8k16's) must hold natural k. A
+  (tile, chunk) stays 512 contiguous bytes and 8 tiles x 2 chunks are one 3-D tensor-copy box.
+  Convert with to_layout(qw, LAYOUT_SM90); dequantize() and unpack() read either layout.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from ._ext import GPU_BACKEND, _C, stream_handle
 
 GROUP_SIZES = (32, 64, 128, -1)
 LAYOUT = "tinygemm-w4-v1"
+LAYOUT_SM90 = "tinygemm-w4-sm90"
+LAYOUTS = (LAYOUT, LAYOUT_SM90)
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class QuantizedWeight:
 
     def unpack(self) -> torch.Tensor:
         """The stored values q as uint8 [K, N]."""
-        return unpack(self.qweight, *self.shape)
+        return unpack(self.qweight, *self.shape, layout=self.layout)
 
 
 def check_shape(K: int, N: int, group_size: int) -> None:
@@ -102,11 +114,15 @@ def _groups(K: int, group_size: int) -> int:
     return 1 if group_size == -1 else K // group_size
 
 
-def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True) -> QuantizedWeight:
+def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True,
+             layout: str = LAYOUT) -> QuantizedWeight:
     """Round-to-nearest 4-bit quantization of W[K, N] (y = x @ W), groups along K.
 
-    Scales take w's dtype when it is fp16 or bf16, else fp16.
+    Scales take w's dtype when it is fp16 or bf16, else fp16. `layout`: LAYOUT (GEMV and Triton
+    kernels) or LAYOUT_SM90 (the Hopper GEMM); `preferred_layout(device)` says which one
+    w4a16_matmul runs fastest from on a device.
     """
+    _check_layout(layout)
     if w.dim() != 2:
         raise ValueError(f"quantize expects a 2-D weight [K, N]; got shape {tuple(w.shape)}")
     K, N = w.shape
@@ -127,7 +143,7 @@ def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True) -> 
         q = torch.clamp(torch.round(wg / s.float()[:, None, :]) + zf[:, None, :], 0, 15)
         z = zf.to(sdtype)
     q = q.reshape(K, N).to(torch.uint8)
-    return QuantizedWeight(pack(q), s.contiguous(), z, (K, N), group_size)
+    return QuantizedWeight(pack(q, layout), s.contiguous(), z, (K, N), group_size, layout)
 
 
 def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -157,10 +173,21 @@ def _words_to_nibbles(w: torch.Tensor) -> torch.Tensor:
     return torch.stack([b & 0xF, b >> 4], dim=-1).flatten(-2)
 
 
-def pack(q: torch.Tensor) -> torch.Tensor:
-    """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in tinygemm's layout."""
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}; got {layout!r}")
+
+
+def pack(q: torch.Tensor, layout: str = LAYOUT) -> torch.Tensor:
+    """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in one of tinygemm's layouts."""
     K, N = q.shape
     check_shape(K, N, -1)
+    _check_layout(layout)
+    if layout == LAYOUT_SM90:
+        # k = 64 c + 16 j + 8 u + 2 t + i0 ;  n = 16 T + 8 h + g ;  nibble p = 4 i0 + 2 u + h
+        v = q.to(torch.uint8).reshape(K // 64, 4, 2, 4, 2, N // 16, 2, 8)  # c j u t i0 T h g
+        v = v.permute(5, 0, 7, 3, 1, 4, 2, 6)  # T c g t j i0 u h
+        return _nibbles_to_words(v.reshape(N // 16, K // 64, 32, 4, 8))
     # k = 64 c + 32 jh + 8 t + 4 jl + 2 i1 + i0 (j = 2 jh + jl) ;  n = 16 T + 8 h + g ;
     # nibble p = 4 i0 + 2 i1 + h
     v = q.to(torch.uint8).reshape(K // 64, 2, 4, 2, 2, 2, N // 16, 2, 8)  # c jh t jl i1 i0 T h g
@@ -168,15 +195,28 @@ def pack(q: torch.Tensor) -> torch.Tensor:
     return _nibbles_to_words(v.reshape(N // 16, K // 64, 32, 4, 8))
 
 
-def unpack(words: torch.Tensor, K: int, N: int) -> torch.Tensor:
+def unpack(words: torch.Tensor, K: int, N: int, layout: str = LAYOUT) -> torch.Tensor:
     """The inverse of pack: int32 [N/16, K/64, 32, 4] -> uint8 q[K, N]."""
     expected = (N // 16, K // 64, 32, 4)
     if tuple(words.shape) != expected:
         raise ValueError(f"packed weights for K={K}, N={N} must have shape {expected}; got {tuple(words.shape)}")
+    _check_layout(layout)
     nib = _words_to_nibbles(words)  # T c lane j p
+    if layout == LAYOUT_SM90:
+        nib = nib.reshape(N // 16, K // 64, 8, 4, 4, 2, 2, 2)  # T c g t j i0 u h
+        return nib.permute(1, 4, 6, 3, 5, 0, 7, 2).reshape(K, N)  # c j u t i0 T h g
     nib = nib.reshape(N // 16, K // 64, 8, 4, 2, 2, 2, 2, 2)  # T c g t jh jl i0 i1 h
     nib = nib.permute(1, 4, 3, 5, 7, 6, 0, 8, 2)  # c jh t jl i1 i0 T h g
     return nib.reshape(K, N)
+
+
+def to_layout(qw: QuantizedWeight, layout: str) -> QuantizedWeight:
+    """The same weight in another of tinygemm's packed layouts (a repack of the words; scales and
+    zero points are shared). Runs where the tensors are, GPU included."""
+    _check_layout(layout)
+    if qw.layout == layout:
+        return qw
+    return replace(qw, qweight=pack(qw.unpack(), layout), layout=layout)
 
 
 # --- GPTQ / AWQ checkpoint tensors ---------------------------------------------------------------

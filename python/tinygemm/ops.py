@@ -2,6 +2,8 @@
 
     torch.ops.tinygemm.w4a16_gemv(x, qweight, scales, zeros, group_size)   CUDA GEMV (any M; fast M <= 16)
     torch.ops.tinygemm.w4a16_gemm(x, qweight, scales, zeros, group_size)   Triton GEMM (any M)
+    torch.ops.tinygemm.w4a16_gemm_sm90(x, qweight, scales, zeros, group_size)
+                                         Hopper tensor-core GEMM (any M; qweight in LAYOUT_SM90)
     torch.ops.tinygemm.w4_dequant(qweight, scales, zeros, group_size)      CUDA INT4 -> fp16/bf16
     torch.ops.tinygemm.w4_dequant_triton(...)                              Triton dequant
 
@@ -76,6 +78,24 @@ def w4a16_gemv(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
 
 
 @w4a16_gemv.register_fake
+def _(x, qweight, scales, zeros, group_size):
+    return x.new_empty((x.shape[0], qweight.shape[0] * 16))
+
+
+@torch.library.custom_op("tinygemm::w4a16_gemm_sm90", mutates_args=())
+def w4a16_gemm_sm90(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
+                    group_size: int) -> torch.Tensor:
+    K, N = validate(x, qweight, scales, zeros, group_size)
+    require_gpu("w4a16_gemm_sm90")
+    y = torch.empty((x.shape[0], N), dtype=x.dtype, device=x.device)
+    with torch.cuda.device(x.device):
+        _C.w4a16_gemm_sm90(x.data_ptr(), qweight.data_ptr(), scales.data_ptr(),
+                           zeros.data_ptr() if zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
+                           group_size, dtype_name(x.dtype), stream_handle())
+    return y
+
+
+@w4a16_gemm_sm90.register_fake
 def _(x, qweight, scales, zeros, group_size):
     return x.new_empty((x.shape[0], qweight.shape[0] * 16))
 

@@ -110,6 +110,8 @@ def registry() -> dict[str, Backend]:
         tinygemm_kernels.DequantMatmul(),
         tinygemm_kernels.TinygemmCuda(),
         tinygemm_kernels.TinygemmTriton(),
+        tinygemm_kernels.TinygemmGemmSm90(),
+        tinygemm_kernels.TinygemmAuto(),
         *marlin.variants(),
         *machete.variants(),
         aiter.AiterA8W8("ck"),

@@ -1,5 +1,6 @@
-"""tinygemm's own INT4 kernels: the CUDA GEMV (w4a16_gemv), the Triton GEMM (w4a16_gemm), and
-dequantize (w4_dequant) + torch.matmul."""
+"""tinygemm's own INT4 kernels: the CUDA GEMV (w4a16_gemv), the Hopper GEMM (w4a16_gemm_sm90), the
+Triton GEMM (w4a16_gemm), w4a16_matmul's own choice among them (auto), and dequantize (w4_dequant) +
+torch.matmul."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 
 import torch
 
-from .. import formats, ops
+from .. import api, formats, ops
 from .._ext import GPU_BACKEND
 from . import Backend, Prepared, Problem
 
@@ -35,14 +36,18 @@ class _Tinygemm(Backend):
     def run(qw: formats.QuantizedWeight, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def layout(self, device: torch.device) -> str:
+        return formats.LAYOUT
+
     def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
-        qw = formats.quantize(w.to(p.dtype), p.group_size, p.symmetric)
+        qw = formats.quantize(w.to(p.dtype), p.group_size, p.symmetric, layout=self.layout(w.device))
         # what a checkpoint holds, made on the repack's first (untimed) call; from_gptq is the conversion
         gptq = functools.cache(lambda: formats.to_gptq(qw))
         return Prepared(call=self.run, states=[qw], clone=formats.QuantizedWeight.clone,
                         ref_w=formats.dequantize(qw, torch.float32), weight_bytes=qw.nbytes(),
                         weight_format=f"tinygemm_{qw.format}_g{p.group_size}", x_dtype=p.dtype,
-                        repack=lambda: formats.from_gptq(**gptq(), group_size=p.group_size),
+                        repack=lambda: formats.to_layout(formats.from_gptq(**gptq(), group_size=p.group_size),
+                                                         qw.layout),
                         repack_from="GPTQ qweight/qzeros/scales (tinygemm.formats.from_gptq)")
 
 
@@ -54,6 +59,42 @@ class TinygemmCuda(_Tinygemm):
     @staticmethod
     def run(qw, x):
         return ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+
+
+class TinygemmGemmSm90(_Tinygemm):
+    """tinygemm w4a16_gemm_sm90: Hopper tensor-core GEMM (wgmma, TMA, cluster split-K), any M."""
+
+    name = "tinygemm_gemm_sm90"
+
+    def unavailable(self):
+        why = super().unavailable()
+        if why:
+            return why
+        if not api.has_gemm_sm90():
+            return "this build of tinygemm has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90a)"
+        if torch.cuda.get_device_capability() != (9, 0):
+            return f"needs a Hopper GPU (compute capability 9.0); this is {torch.cuda.get_device_capability()}"
+        return None
+
+    def layout(self, device):
+        return formats.LAYOUT_SM90
+
+    @staticmethod
+    def run(qw, x):
+        return ops.w4a16_gemm_sm90(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+
+
+class TinygemmAuto(_Tinygemm):
+    """tinygemm w4a16_matmul(backend='auto'): the kernel its dispatch picks for M, N, K and the GPU."""
+
+    name = "tinygemm_auto"
+
+    def layout(self, device):
+        return api.preferred_layout(device)
+
+    @staticmethod
+    def run(qw, x):
+        return api.w4a16_matmul(x, qw)
 
 
 class TinygemmTriton(_Tinygemm):

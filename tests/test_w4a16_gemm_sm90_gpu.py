@@ -1,0 +1,103 @@
+"""The Hopper GEMM (w4a16_gemm_sm90) against the fp32 reference: the GEMV's test matrix (every
+format, group size and dtype, Llama-3-8B/70B shapes at TP 1-8 and odd K/N from real models, M from 1
+to 1000 with odd M), every token-tile width and cluster split, outputs poisoned with NaN."""
+
+import pytest
+import torch
+
+import tinygemm
+from tinygemm import _C, api, formats
+from tinygemm._ext import dtype_name, stream_handle
+from test_w4a16_gpu import DTYPES, GROUPS, M_LIST, check, kn_list, poisoned
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(autouse=True)
+def _hopper():
+    if not (torch.cuda.is_available() and api.has_gemm_sm90()
+            and torch.cuda.get_device_capability() == (9, 0)):
+        pytest.skip("needs a Hopper GPU and a build with sm_90a code")
+
+
+def make(K, N, gs, symmetric, dtype):
+    w = torch.randn(K, N, device="cuda", dtype=torch.float32).to(dtype)
+    return tinygemm.quantize(w, gs, symmetric, layout=formats.LAYOUT_SM90)
+
+
+def gemm_sm90(x, qw, **cfg):
+    K, N = qw.shape
+    y = poisoned((x.shape[0], N), x.dtype)
+    _C.w4a16_gemm_sm90(x.data_ptr(), qw.qweight.data_ptr(), qw.scales.data_ptr(),
+                       qw.zeros.data_ptr() if qw.zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
+                       qw.group_size, dtype_name(x.dtype), stream_handle(), **cfg)
+    return y
+
+
+@pytest.mark.parametrize("K,N", kn_list())
+@pytest.mark.parametrize("gs", GROUPS)
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_sm90_against_reference(K, N, gs, symmetric, dtype):
+    qw = make(K, N, gs, symmetric, dtype)
+    for M in M_LIST:
+        x = torch.randn(M, K, device="cuda").to(dtype)
+        check(gemm_sm90(x, qw), x, qw, f"w4a16_gemm_sm90 M={M}")
+
+
+@pytest.mark.parametrize("block_m", [8, 16, 32, 64, 128, 256])
+@pytest.mark.parametrize("split", [1, 2, 3, 8])
+def test_every_gemm_sm90_configuration(block_m, split):
+    """Every token tile and cluster split (3: uneven K shares; 8 with K = 640: CTAs with no K at
+    all), on every scale path; N = 2112 leaves a partial column block."""
+    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
+                           (-1, False, torch.float16), (-1, True, torch.bfloat16)]:
+        for K in (640, 1536):
+            qw = make(K, 2112, gs, sym, dtype)
+            for M in (1, block_m - 1 or 1, block_m + 3, 300):
+                x = torch.randn(M, K, device="cuda").to(dtype)
+                check(gemm_sm90(x, qw, block_m=block_m, split=split), x, qw,
+                      f"block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
+
+
+def test_layout_roundtrip_and_public_api():
+    qw = make(1024, 512, 128, False, torch.float16)
+    v1 = formats.to_layout(qw, formats.LAYOUT)
+    assert torch.equal(v1.unpack(), qw.unpack())
+    assert torch.equal(formats.to_layout(v1, formats.LAYOUT_SM90).qweight, qw.qweight)
+    x = torch.randn(3, 5, 1024, device="cuda").half()
+    y = tinygemm.w4a16_matmul(x, qw)  # auto: the sm90 layout runs the Hopper GEMM
+    check(y.reshape(-1, 512), x.reshape(-1, 1024), qw, "auto from LAYOUT_SM90")
+    with pytest.raises(ValueError, match="layout"):
+        tinygemm.w4a16_matmul(x, qw, "gemv")
+    torch.library.opcheck(torch.ops.tinygemm.w4a16_gemm_sm90.default,
+                          (x.reshape(-1, 1024), qw.qweight, qw.scales, qw.zeros, 128))
+
+
+def test_graph_capture_and_repeat_determinism():
+    """Cluster split-K under a CUDA graph: replays give the eager result bit for bit."""
+    qw = make(4096, 4096, 128, True, torch.float16)
+    x = torch.randn(16, 4096, device="cuda").half()
+    eager = gemm_sm90(x, qw, block_m=16, split=4)
+    y = torch.empty_like(eager)
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        g.capture_begin()
+        y.copy_(tinygemm.ops.w4a16_gemm_sm90(x, qw.qweight, qw.scales, None, 128))
+        g.capture_end()
+    for _ in range(3):
+        y.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(y, tinygemm.ops.w4a16_gemm_sm90(x, qw.qweight, qw.scales, None, 128))
+    check(eager, x, qw, "eager")
+
+
+def test_gemm_sm90_rejects_bad_config():
+    qw = make(512, 256, 128, True, torch.float16)
+    x = torch.randn(4, 512, device="cuda").half()
+    with pytest.raises(ValueError, match="block_m"):
+        gemm_sm90(x, qw, block_m=24)
+    with pytest.raises(ValueError, match="split"):
+        gemm_sm90(x, qw, split=9)
