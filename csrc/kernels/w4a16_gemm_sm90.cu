@@ -190,7 +190,11 @@ __device__ __forceinline__ std::uint32_t splat(T v) {
 }
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <typename T, int BM, int WG>
+// F32S: apply group scales to each group's fp32 product (one FMA per accumulator per group) instead
+// of multiplying every weight in the activation dtype: a quarter fewer dequant instructions, worth it
+// when few tokens share each weight (small BM), where the kernel streams weights and the dequant
+// instructions compete with it; also exact in fp32.
+template <typename T, int BM, int WG, bool F32S>
 __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>::kMinBlocks)
     w4a16_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                            const __grid_constant__ CUtensorMap tm_s, const __grid_constant__ CUtensorMap tm_z,
@@ -262,48 +266,69 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       const float z = p.gps == 0 && p.asym ? Traits<T>::to_float(static_cast<const T*>(p.zeros)[n]) : 8.f;
       zch[h] = splat(Traits<T>::from_float(Traits<T>::kMagic + z));
     }
+    float part[F32S ? BM / 2 : 1];  // one group's product before its scale (F32S)
     for (int i = 0; i < nst; ++i) {
       const int s = i % STAGES;
       mbar_wait(&full[s], (i / STAGES) & 1);
       const int c = (it0 + i) * KC;
-      std::uint32_t a[KC][4][4];
 #pragma unroll
       for (int kc = 0; kc < KC; ++kc) {
         const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
         const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
+        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
+        // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
+        std::uint32_t a[4][4];
+        const T* sp[2];
 #pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {  // steps j = 2 hh, 2 hh + 1 share a group (groups are >= 32 deep)
+        for (int hh = 0; hh < 2; ++hh) {
+          const int k0 = (c + kc) * 64 + 32 * hh;
           // the group's scale (1 per channel: applied to the result) and 1024 + zero point, per row
           std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
+          sp[hh] = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
           if (p.gps) {
-            const int gi = (((c + kc) * 64 + 32 * hh) >> p.log2_group) - ((c * 64) >> p.log2_group);
-            const T* sp = s_st(s) + gi * BN + row;
-            sc[0] = splat(sp[0]);
-            sc[1] = splat(sp[8]);
+            if (!F32S) {
+              sc[0] = splat(sp[hh][0]);
+              sc[1] = splat(sp[hh][8]);
+            }
             if (p.asym) {
-              const T* zp = z_st(s) + gi * BN + row;
+              const T* zp = sp[hh] + (z_st(s) - s_st(s));
               zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
               zz[1] = hadd2<T>(splat(zp[8]), magic);
             }
           }
 #pragma unroll
           for (int jj = 0; jj < 2; ++jj) {
-            const int j = 2 * hh + jj;
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
               // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd)
-              const std::uint32_t v = and_or(words[j] >> (4 * q), 0x000F000Fu, magic);
-              a[kc][j][q] = hmul2<T>(hsub2<T>(v, zz[q & 1]), sc[q & 1]);
+              const std::uint32_t v = and_or(words[2 * hh + jj] >> (4 * q), 0x000F000Fu, magic);
+              const std::uint32_t d = hsub2<T>(v, zz[q & 1]);  // q - z, exact
+              a[2 * hh + jj][q] = F32S ? d : hmul2<T>(d, sc[q & 1]);
             }
           }
         }
-      }
-      wgmma_fence();
+        wgmma_fence();
+        if (F32S && p.gps) {
+          // (q - z) exactly on the tensor cores; the group's scale on its fp32 product
 #pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
-        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
+          for (int hh = 0; hh < 2; ++hh) {
+            const int k0 = (c + kc) * 64 + 32 * hh;
+            const bool first = (k0 & (p.group_size - 1)) == 0, last = ((k0 + 32) & (p.group_size - 1)) == 0;
+            wgmma_rs<T, BM>(part, a[2 * hh], desc + 4 * hh, first ? 0 : 1);  // +32 bytes per k16 step
+            wgmma_rs<T, BM>(part, a[2 * hh + 1], desc + 4 * hh + 2, 1);
+            if (last) {
+              wgmma_commit();
+              wgmma_wait0();
+              const float s0 = Traits<T>::to_float(sp[hh][0]), s1 = Traits<T>::to_float(sp[hh][8]);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[kc][j], desc + 2 * j, 1);  // +32 bytes per k16
+              for (int e = 0; e < BM / 2; ++e) acc[e] += ((e & 2) ? s1 : s0) * part[e];
+              wgmma_fence();
+            }
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
+        }
       }
       wgmma_commit();
       wgmma_wait0();
@@ -382,7 +407,7 @@ CUtensorMap make_map(CUtensorMapDataType type, const void* base, int rank, const
   return m;
 }
 
-template <typename T, int BM, int WG>
+template <typename T, int BM, int WG, bool F32S>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
@@ -422,7 +447,7 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.zeros = z;
   prm.y = y;
 
-  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG>;
+  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG, F32S>;
   // more than 48 KB of shared memory needs an opt-in, once per instantiation and device
   static bool opted_in[kMaxDevices] = {};
   const int dev = device_props().index;
@@ -449,8 +474,12 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
 template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
-#define TG_CALL_BM(BM_)                                                                       \
-  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
+  // fp32 group scales only where they pay (few tokens per weight); see F32S
+#define TG_CALL_BM(BM_)                                                                              \
+  if (c.block_m == BM_) {                                                                            \
+    if (c.fp32_scales) return launch_sm90<T, BM_, 2, (BM_ <= 32)>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
+    return launch_sm90<T, BM_, 2, false>(x, qw, s, z, y, M, N, K, group_size, c.split, st);         \
+  }
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
@@ -478,6 +507,7 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
   const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
   if (cfg.block_m == 0) cfg.block_m = h.block_m;
   if (cfg.split == 0) cfg.split = h.split;
+  if (cfg.fp32_scales < 0) cfg.fp32_scales = h.fp32_scales;
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
   auto st = as_stream(stream);
   if (dtype == DType::kF16) return dispatch_bm<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);

@@ -52,6 +52,7 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
   const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);
   const int slots = sm_count * (c.block_m <= 64 ? 2 : 1);
   c.split = std::max(1, std::min({8, slots / std::max(ctas, 1), K / 64 / 4}));
+  c.fp32_scales = c.block_m <= 32 ? 1 : 0;
   return c;
 }
 
