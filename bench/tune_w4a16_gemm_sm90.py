@@ -51,7 +51,12 @@ def main():
                                            for q in v1s])] if M <= 16 else []
             cands.append(("triton", None, None, None, [lambda q=q: tinygemm.ops.w4a16_gemm(x, q.qweight, q.scales, None, 128)
                                                   for q in v1s]))
-            bms = [bm for bm in BLOCK_M if bm >= min(M, 256)][:2]
+            if M <= 16:  # the GEMV from the sm90 layout (natural-k x loads): the Hopper decode path
+                cands.append(("gemv_sm90", None, None, None,
+                              [lambda q=q: tinygemm.ops.w4a16_gemv(x, q.qweight, q.scales, None, 128, layout=q.layout)
+                               for q in s90]))
+            bms = sorted({bm for bm in BLOCK_M if bm >= min(M, 256)}.intersection(BLOCK_M[:2] if M <= 8 else BLOCK_M)
+                         )[:2] + ([128] if M > 256 else [])
             for bm in bms:
                 for sp in [int(v) for v in a.splits.split(",")]:
                     for f32 in ((0, 1) if bm <= 32 else (0,)):

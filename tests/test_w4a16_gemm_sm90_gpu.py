@@ -60,6 +60,19 @@ def test_every_gemm_sm90_configuration(block_m, split):
                       f"block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
 
 
+@pytest.mark.parametrize("gs", GROUPS)
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemv_reads_the_sm90_layout(gs, symmetric, dtype):
+    """The decode path of a Hopper-layout weight: the GEMV's mma kernel with natural-k x loads."""
+    for K, N in [(4096, 6144), (14336, 4096), (5504, 4096), (7168, 2112)]:
+        qw = make(K, N, gs, symmetric, dtype)
+        for M in (1, 3, 8, 9, 16, 33):
+            x = torch.randn(M, K, device="cuda").to(dtype)
+            check(tinygemm.ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, gs, layout=qw.layout), x, qw,
+                  f"w4a16_gemv sm90 layout K={K} N={N} M={M}")
+
+
 def test_layout_roundtrip_and_public_api():
     qw = make(1024, 512, 128, False, torch.float16)
     v1 = formats.to_layout(qw, formats.LAYOUT)
@@ -69,7 +82,10 @@ def test_layout_roundtrip_and_public_api():
     y = tinygemm.w4a16_matmul(x, qw)  # auto: the sm90 layout runs the Hopper GEMM
     check(y.reshape(-1, 512), x.reshape(-1, 1024), qw, "auto from LAYOUT_SM90")
     with pytest.raises(ValueError, match="layout"):
-        tinygemm.w4a16_matmul(x, qw, "gemv")
+        tinygemm.w4a16_matmul(x, qw, "triton")
+    for M in (1, 8, 9, 64):
+        xm = torch.randn(M, 1024, device="cuda").half()
+        check(tinygemm.w4a16_matmul(xm, qw), xm, qw, f"auto from LAYOUT_SM90 M={M}")
     torch.library.opcheck(torch.ops.tinygemm.w4a16_gemm_sm90.default,
                           (x.reshape(-1, 1024), qw.qweight, qw.scales, qw.zeros, 128))
 

@@ -44,6 +44,7 @@ PYBIND11_MODULE(_C, m) {
   m.attr("has_sm90") = false;
 #endif
   py::register_exception<tg::NoGpuBuild>(m, "NoGpuBuild", PyExc_RuntimeError);
+  m.attr("w4_layouts") = py::make_tuple(tg::kLayoutNames[0], tg::kLayoutNames[1]);
 
   // statistics (CPU)
   py::class_<tg::Stats>(m, "Stats")
@@ -141,17 +142,17 @@ PYBIND11_MODULE(_C, m) {
       "w4a16_gemv",
       [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
          int M, int N, int K, int group_size, const std::string& dtype, std::uintptr_t stream, int n_tiles,
-         int warps, int impl) {
+         int warps, int impl, const std::string& layout) {
         tg::GemvConfig cfg;
         cfg.n_tiles = n_tiles;
         cfg.warps = warps;
         cfg.impl = impl;
         tg::w4a16_gemv(ptr(x), ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(y), M, N, K,
-                       group_size, parse_dtype(dtype), stream, cfg);
+                       group_size, parse_dtype(dtype), stream, cfg, tg::parse_layout(layout));
       },
       py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
       py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
-      py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = 0);
+      py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = 0, py::arg("layout") = tg::kLayoutNames[0]);
   m.def(
       "w4a16_gemm_sm90",
       [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,

@@ -27,7 +27,7 @@ void fill_uniform(void*, std::size_t, DType, float, float, std::uint64_t, std::u
 }
 
 void w4a16_gemv(const void*, const void*, const void*, const void*, void*, int, int, int, int, DType,
-                std::uintptr_t, GemvConfig) {
+                std::uintptr_t, GemvConfig, W4Layout) {
   throw NoGpuBuild("w4a16_gemv");
 }
 void w4_dequant(const void*, const void*, const void*, void*, int, int, int, DType, std::uintptr_t) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "../harness/device_ops.h"
 
@@ -33,10 +34,16 @@ struct GemvConfig {
   int impl = 0;     // 0 = best for the device, 1 = tensor-core mma (NVIDIA sm_80+), 2 = portable SIMT
 };
 
+// The packed layouts above, by name (formats.py reads the names from here).
+enum class W4Layout { kV1 = 0, kSm90 = 1 };
+constexpr const char* kLayoutNames[] = {"tinygemm-w4-v1", "tinygemm-w4-sm90"};
+W4Layout parse_layout(const std::string& name);  // std::invalid_argument naming the known layouts
+
 // y[M, N] = x[M, K] . W[K, N]; x, y, scales, zeros in `dtype` (fp16 or bf16); zeros null = symmetric.
+// The mma implementation reads either layout (only its x loads differ); the simt one the GEMV layout.
 void w4a16_gemv(const void* x, const void* qweight, const void* scales, const void* zeros, void* y,
                 int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
-                GemvConfig cfg = {});
+                GemvConfig cfg = {}, W4Layout layout = W4Layout::kV1);
 
 // W[K, N] (row-major, `dtype`) from the packed weights.
 void w4_dequant(const void* qweight, const void* scales, const void* zeros, void* w, int N, int K,

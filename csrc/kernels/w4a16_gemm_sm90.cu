@@ -114,6 +114,7 @@ __device__ __forceinline__ std::uint64_t desc_sw128(const void* p) {
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
 
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
@@ -331,9 +332,13 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
         }
       }
       wgmma_commit();
-      wgmma_wait0();
-      if (lane == 0) mbar_arrive(&empty[s]);
+      // Keep this stage's wgmmas in flight while the next stage is dequantized: wait only for the
+      // previous stage's (they accumulate into the same registers, which the hardware orders), then
+      // hand its buffers back to the producer.
+      wgmma_wait1();
+      if (i > 0 && lane == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
     }
+    wgmma_wait0();
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
       const float s0 = Traits<T>::to_float(sp[std::min(n0 + row, p.N - 1)]);

@@ -93,6 +93,15 @@ __device__ __forceinline__ std::uint32_t pack2(T v) {
 // Weights are read exactly once: stream them past L1 and mark them evict-first in L2.
 __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 
+// A lane's x values for mmas 2h and 2h + 1 as (b0, b1) of the first and (b0, b1) of the second:
+// 8 consecutive values in the GEMV layout (one 16-byte load; the row pointer is at 8t), the pairs at
+// 2t, 2t + 8, 2t + 16, 2t + 24 in the sm90 layout's natural k order (the row pointer is at 2t).
+__device__ __forceinline__ uint4 load_x(const void* p, bool knat) {
+  if (!knat) return *reinterpret_cast<const uint4*>(p);
+  const std::uint32_t* w = static_cast<const std::uint32_t*>(p);
+  return make_uint4(w[0], w[4], w[8], w[12]);
+}
+
 // One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
 // NT >= 2 already has NT 16-byte loads per lane per chunk, so one chunk per stage keeps the same
 // bytes in flight (64 per lane) at lower register cost.
@@ -109,6 +118,7 @@ struct GemvStage {
 template <typename T, int GS, bool ASYM, int NT, int MT>
 struct GemvCtx {
   const T* xrow[MT];
+  bool knat;  // weights in the sm90 layout (natural k): x values of a lane are 4 pairs, 16 apart
   bool xok[MT], tok[NT];
   const int4* qw;
   const T *scales, *zeros;
@@ -133,8 +143,7 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        st.xv[u][mt][h] = cok && cx.xok[mt] ? *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h)
-                                            : make_uint4(0, 0, 0, 0);
+        st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0) : load_x(cx.xrow[mt] + c * 64 + 32 * h, cx.knat);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -211,13 +220,14 @@ template <typename T, int GS, bool ASYM, int NT, int MT>
 __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
                                                              const T* __restrict__ scales,
                                                              const T* __restrict__ zeros, T* __restrict__ y,
-                                                             int M, int N, int K) {
+                                                             int M, int N, int K, bool knat) {
   extern __shared__ float red[];  // [warps][NT * 16][MT * 8]
   using Stage = GemvStage<T, GS, ASYM, NT, MT>;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = blockIdx.y * 16;
   GemvCtx<T, GS, ASYM, NT, MT> cx;
+  cx.knat = knat;
   cx.qw = qw;
   cx.scales = scales;
   cx.zeros = zeros;
@@ -232,7 +242,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
     cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + (knat ? 2 : 8) * t;
   }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
@@ -329,14 +339,14 @@ __global__ void __launch_bounds__(256) w4a16_gemv_simt_kernel(const T* __restric
 #if !defined(TINYGEMM_HIP)
 template <typename T, int GS, bool ASYM, int NT, int MT>
 void launch_mma(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
-                int warps, cudaStream_t st) {
+                int warps, bool knat, cudaStream_t st) {
   const dim3 grid((N / 16 + NT - 1) / NT, (M + 15) / 16);
   const std::size_t smem = sizeof(float) * warps * NT * 16 * MT * 8;
   auto kernel = w4a16_gemv_mma_kernel<T, GS, ASYM, NT, MT>;
   if (smem > 48 * 1024) TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   kernel<<<grid, warps * 32, smem, st>>>(static_cast<const T*>(x), static_cast<const int4*>(qw),
                                          static_cast<const T*>(s), static_cast<const T*>(z), static_cast<T*>(y),
-                                         M, N, K);
+                                         M, N, K, knat);
   TG_CHECK_LAUNCH();
 }
 
@@ -345,12 +355,12 @@ void launch_mma(const void* x, const void* qw, const void* s, const void* z, voi
 // the SMs. MT: 1 m8 tile for M <= 8, 2 for 9..16 rows per block (larger M loops over blocks).
 template <typename T, int GS, bool ASYM>
 void dispatch_nt_mt(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
-                    const GemvConfig& c, cudaStream_t st) {
+                    const GemvConfig& c, bool knat, cudaStream_t st) {
   const bool two = M > 8;
 #define TG_CALL_IF(NT_)                                                                            \
   if (c.n_tiles == NT_) {                                                                          \
-    if (two) return launch_mma<T, GS, ASYM, NT_, 2>(x, qw, s, z, y, M, N, K, c.warps, st);         \
-    return launch_mma<T, GS, ASYM, NT_, 1>(x, qw, s, z, y, M, N, K, c.warps, st);                  \
+    if (two) return launch_mma<T, GS, ASYM, NT_, 2>(x, qw, s, z, y, M, N, K, c.warps, knat, st);   \
+    return launch_mma<T, GS, ASYM, NT_, 1>(x, qw, s, z, y, M, N, K, c.warps, knat, st);            \
   }
   TG_CALL_IF(1)
   TG_CALL_IF(2)
@@ -361,12 +371,12 @@ void dispatch_nt_mt(const void* x, const void* qw, const void* s, const void* z,
 
 template <typename T>
 void dispatch_mma(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
-                  int gs, const GemvConfig& c, cudaStream_t st) {
+                  int gs, const GemvConfig& c, bool knat, cudaStream_t st) {
   const bool asym = z != nullptr;
 #define TG_CALL_GS(GS_, GSARG_)                                                              \
   if (gs == GSARG_) {                                                                        \
-    if (asym) return dispatch_nt_mt<T, GS_, true>(x, qw, s, z, y, M, N, K, c, st);           \
-    return dispatch_nt_mt<T, GS_, false>(x, qw, s, z, y, M, N, K, c, st);                    \
+    if (asym) return dispatch_nt_mt<T, GS_, true>(x, qw, s, z, y, M, N, K, c, knat, st);     \
+    return dispatch_nt_mt<T, GS_, false>(x, qw, s, z, y, M, N, K, c, knat, st);              \
   }
   TG_CALL_GS(32, 32)
   TG_CALL_GS(64, 64)
@@ -380,7 +390,7 @@ void dispatch_mma(const void* x, const void* qw, const void* s, const void* z, v
 }  // namespace
 
 void w4a16_gemv(const void* x, const void* qweight, const void* scales, const void* zeros, void* y, int M, int N,
-                int K, int group_size, DType dtype, std::uintptr_t stream, GemvConfig cfg) {
+                int K, int group_size, DType dtype, std::uintptr_t stream, GemvConfig cfg, W4Layout layout) {
   check_w4_shape(N, K, group_size, dtype);
   TG_CHECK_ARG(M >= 1, "w4a16_gemv: M must be >= 1; got ", M);
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(qweight) % 16 == 0,
@@ -400,11 +410,13 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
     TG_CHECK_ARG(false, "w4a16_gemv: the mma implementation is NVIDIA-only (sm_80+); use impl=2 on AMD");
 #else
     TG_CHECK_ARG(major >= 8, "w4a16_gemv: the mma implementation needs compute capability 8.0+; got ", major);
-    if (dtype == DType::kF16) return dispatch_mma<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
-    return dispatch_mma<tg_bf16>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
+    const bool knat = layout == W4Layout::kSm90;
+    if (dtype == DType::kF16) return dispatch_mma<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, knat, st);
+    return dispatch_mma<tg_bf16>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, knat, st);
 #endif
   }
   TG_CHECK_ARG(cfg.impl == 2, "w4a16_gemv: impl must be 0 (auto), 1 (mma) or 2 (simt); got ", cfg.impl);
+  TG_CHECK_ARG(layout == W4Layout::kV1, "w4a16_gemv: the portable (simt) implementation reads the GEMV layout only");
   const dim3 grid(N / 16, (M + 15) / 16);
   if (dtype == DType::kF16)
     w4a16_gemv_simt_kernel<tg_half><<<grid, 256, 0, st>>>(

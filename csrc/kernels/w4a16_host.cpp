@@ -18,6 +18,14 @@ void check_w4_shape(int N, int K, int group_size, DType dtype) {
                ", group_size = ", group_size);
 }
 
+W4Layout parse_layout(const std::string& name) {
+  for (int i = 0; i < 2; ++i)
+    if (name == kLayoutNames[i]) return static_cast<W4Layout>(i);
+  TG_CHECK_ARG(false, "unknown packed layout '", name, "'; tinygemm's layouts are '", kLayoutNames[0], "' and '",
+               kLayoutNames[1], "'");
+  return W4Layout::kV1;
+}
+
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
   GemvConfig c;
 #if defined(TINYGEMM_HIP)

@@ -1,7 +1,7 @@
 """The public INT4 API: w4a16_matmul and its kernel choice.
 
 Kernels (one name each, from the .cu / .py file to the op and the backend):
-  gemv       csrc/kernels/w4a16_gemv.cu      CUDA/HIP, layout LAYOUT, fast at M <= 16
+  gemv       csrc/kernels/w4a16_gemv.cu      CUDA/HIP, either layout (HIP/pre-sm80: LAYOUT), fast at M <= 16
   gemm_sm90  csrc/kernels/w4a16_gemm_sm90.cu Hopper tensor cores, layout LAYOUT_SM90, any M
   triton     triton/w4a16_gemm.py            any GPU, layout LAYOUT, any M
 A weight is stored in one layout, so the layout narrows the choice; `preferred_layout(device)` is the
@@ -18,10 +18,13 @@ from .formats import LAYOUT, LAYOUT_SM90, QuantizedWeight
 
 BACKENDS = ("auto", "gemv", "gemm_sm90", "triton")
 ALIASES = {"cuda": "gemv"}  # the GEMV's name before the Hopper GEMM joined
-LAYOUT_OF = {"gemv": LAYOUT, "triton": LAYOUT, "gemm_sm90": LAYOUT_SM90}
+READS = {"gemv": (LAYOUT, LAYOUT_SM90), "triton": (LAYOUT,), "gemm_sm90": (LAYOUT_SM90,)}
 # The CUDA GEMV's mma path covers up to 16 rows per block; beyond that it re-reads the weights per
-# 16 rows, where the Triton GEMM's tiles reuse them.
+# 16 rows, where the GEMMs' tiles reuse them.
 GEMV_MAX_M = 16
+# From the sm90 layout (Hopper), the GEMV up to this M and the Hopper GEMM above: where the summed
+# Llama-3-8B / 70B layer times cross (bench/tune_w4a16_gemm_sm90.py, bench/results/h200/).
+GEMV_MAX_M_SM90 = 8
 
 
 def _is_hopper(device: torch.device) -> bool:
@@ -49,13 +52,13 @@ def resolve_backend(backend: str) -> str:
 def choose_backend(M: int, device: torch.device, layout: str = LAYOUT) -> str:
     """The kernel w4a16_matmul(backend='auto') runs for M rows of x on `device` from `layout`."""
     if layout == LAYOUT_SM90:
-        return "gemm_sm90"
+        return "gemv" if M <= GEMV_MAX_M_SM90 else "gemm_sm90"
     if device.type == "cuda" and GPU_BACKEND == "cuda" and M <= GEMV_MAX_M:
         return "gemv"
     return "triton"
 
 
-_OPS = {"gemv": ops.w4a16_gemv, "gemm_sm90": ops.w4a16_gemm_sm90, "triton": ops.w4a16_gemm}
+_OPS = {"gemm_sm90": ops.w4a16_gemm_sm90, "triton": ops.w4a16_gemm}
 
 
 def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> torch.Tensor:
@@ -73,8 +76,11 @@ def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") ->
     x2 = x2.contiguous()
     if backend == "auto":
         backend = choose_backend(x2.shape[0], x2.device, qw.layout)
-    if LAYOUT_OF[backend] != qw.layout:
-        raise ValueError(f"backend {backend!r} reads weights in layout {LAYOUT_OF[backend]!r}; this weight is in "
+    if qw.layout not in READS[backend]:
+        raise ValueError(f"backend {backend!r} reads weights in layout {READS[backend]}; this weight is in "
                          f"{qw.layout!r} (convert with tinygemm.formats.to_layout)")
-    y = _OPS[backend](x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+    if backend == "gemv":
+        y = ops.w4a16_gemv(x2, qw.qweight, qw.scales, qw.zeros, qw.group_size, layout=qw.layout)
+    else:
+        y = _OPS[backend](x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
     return y.reshape(*lead, N)

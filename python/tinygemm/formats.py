@@ -42,9 +42,8 @@ import torch
 from ._ext import GPU_BACKEND, _C, stream_handle
 
 GROUP_SIZES = (32, 64, 128, -1)
-LAYOUT = "tinygemm-w4-v1"
-LAYOUT_SM90 = "tinygemm-w4-sm90"
-LAYOUTS = (LAYOUT, LAYOUT_SM90)
+LAYOUTS = tuple(_C.w4_layouts)  # named in csrc/kernels/w4a16.h, where the kernels read them
+LAYOUT, LAYOUT_SM90 = LAYOUTS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """torch.ops.tinygemm.*: the kernels as torch custom ops, with fake implementations for torch.compile.
 
-    torch.ops.tinygemm.w4a16_gemv(x, qweight, scales, zeros, group_size)   CUDA GEMV (any M; fast M <= 16)
+    torch.ops.tinygemm.w4a16_gemv(x, qweight, scales, zeros, group_size, layout=LAYOUT)
+                                         CUDA GEMV (any M; fast M <= 16; either layout)
     torch.ops.tinygemm.w4a16_gemm(x, qweight, scales, zeros, group_size)   Triton GEMM (any M)
     torch.ops.tinygemm.w4a16_gemm_sm90(x, qweight, scales, zeros, group_size)
                                          Hopper tensor-core GEMM (any M; qweight in LAYOUT_SM90)
@@ -16,7 +17,7 @@ import torch
 
 from . import _C
 from ._ext import dtype_name, require_gpu, stream_handle
-from .formats import check_shape
+from .formats import LAYOUT, check_shape
 
 
 def _packed_kn(qweight: torch.Tensor) -> tuple[int, int]:
@@ -66,19 +67,19 @@ def validate(x: torch.Tensor | None, qweight: torch.Tensor, scales: torch.Tensor
 
 @torch.library.custom_op("tinygemm::w4a16_gemv", mutates_args=())
 def w4a16_gemv(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
-               group_size: int) -> torch.Tensor:
+               group_size: int, layout: str = LAYOUT) -> torch.Tensor:
     K, N = validate(x, qweight, scales, zeros, group_size)
     require_gpu("w4a16_gemv")
     y = torch.empty((x.shape[0], N), dtype=x.dtype, device=x.device)
     with torch.cuda.device(x.device):
         _C.w4a16_gemv(x.data_ptr(), qweight.data_ptr(), scales.data_ptr(),
                       zeros.data_ptr() if zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
-                      group_size, dtype_name(x.dtype), stream_handle())
+                      group_size, dtype_name(x.dtype), stream_handle(), layout=layout)
     return y
 
 
 @w4a16_gemv.register_fake
-def _(x, qweight, scales, zeros, group_size):
+def _(x, qweight, scales, zeros, group_size, layout=LAYOUT):
     return x.new_empty((x.shape[0], qweight.shape[0] * 16))
 
 
