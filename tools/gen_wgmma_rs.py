@@ -5,7 +5,7 @@ PTX takes every accumulator as its own operand (m64nNk16 has N/2 per thread), so
 generated rather than written by hand:   python tools/gen_wgmma_rs.py > csrc/kernels/wgmma_rs.cuh
 """
 
-WIDTHS = (8, 16, 32, 64, 128, 256)
+WIDTHS = (8, 16, 32, 64, 128)
 TYPES = {"tg_half": "f16", "tg_bf16": "bf16"}
 
 

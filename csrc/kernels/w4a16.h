@@ -56,9 +56,8 @@ void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major);
 
 struct GemmSm90Config {
-  int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64, 128 or 256 (0 = heuristic)
+  int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64 or 128 (0 = heuristic)
   int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
-  int fp32_scales = -1;  // group scales on the fp32 product (1) or on each weight (0); block_m <= 32 only (-1 = heuristic)
 };
 
 // y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in the "sm90" layout above; Hopper (sm_90a)

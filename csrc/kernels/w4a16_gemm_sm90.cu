@@ -2,7 +2,7 @@
 // the "sm90" layout (w4a16.h; formats.py builds it), fp32 accumulation.
 //
 // Swap AB: the weights are wgmma's A operand (64 output columns n per warpgroup) and the tokens its
-// N dimension (8..256 wide), so M = 8 or 16 wastes no tensor-core work on padding, and the weight
+// N dimension (8..128 wide here), so M = 8 or 16 wastes no tensor-core work on padding, and the weight
 // tile is dequantized once for all the tokens of the block. Per CTA:
 //   - one producer warp issues the bulk tensor copies (TMA) of a stage: KC chunks (64 k each) of the
 //     packed weights of 8 * WG tiles (16 n each), the matching x tile [BM tokens x 64 k] per chunk
@@ -40,8 +40,8 @@ template <int BM, int WG>
 struct Sm90Shape {
   static constexpr int kBN = 64 * WG;
   static constexpr int kTiles = kBN / 16;
-  // One chunk per stage at BM = 256 (its x tile alone is 32 KB), two otherwise.
-  static constexpr int kKC = BM >= 256 ? 1 : 2;
+  // Two 64-deep chunks per stage: a group of 128 per stage, half the barrier traffic of one chunk.
+  static constexpr int kKC = 2;
   // Blocks of up to 64 tokens run two CTAs per SM (the other CTA streams while one reduces or
   // drains); wider ones one CTA with the whole shared memory.
   static constexpr int kMinBlocks = BM <= 64 ? 2 : 1;
@@ -114,7 +114,6 @@ __device__ __forceinline__ std::uint64_t desc_sw128(const void* p) {
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
 
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
@@ -191,11 +190,7 @@ __device__ __forceinline__ std::uint32_t splat(T v) {
 }
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-// F32S: apply group scales to each group's fp32 product (one FMA per accumulator per group) instead
-// of multiplying every weight in the activation dtype: a quarter fewer dequant instructions, worth it
-// when few tokens share each weight (small BM), where the kernel streams weights and the dequant
-// instructions compete with it; also exact in fp32.
-template <typename T, int BM, int WG, bool F32S>
+template <typename T, int BM, int WG>
 __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>::kMinBlocks)
     w4a16_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                            const __grid_constant__ CUtensorMap tm_s, const __grid_constant__ CUtensorMap tm_z,
@@ -267,7 +262,6 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       const float z = p.gps == 0 && p.asym ? Traits<T>::to_float(static_cast<const T*>(p.zeros)[n]) : 8.f;
       zch[h] = splat(Traits<T>::from_float(Traits<T>::kMagic + z));
     }
-    float part[F32S ? BM / 2 : 1];  // one group's product before its scale (F32S)
     for (int i = 0; i < nst; ++i) {
       const int s = i % STAGES;
       mbar_wait(&full[s], (i / STAGES) & 1);
@@ -279,20 +273,17 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
         const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
         // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
         std::uint32_t a[4][4];
-        const T* sp[2];
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int k0 = (c + kc) * 64 + 32 * hh;
           // the group's scale (1 per channel: applied to the result) and 1024 + zero point, per row
           std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
-          sp[hh] = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
           if (p.gps) {
-            if (!F32S) {
-              sc[0] = splat(sp[hh][0]);
-              sc[1] = splat(sp[hh][8]);
-            }
+            const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
+            sc[0] = splat(sp[0]);
+            sc[1] = splat(sp[8]);
             if (p.asym) {
-              const T* zp = sp[hh] + (z_st(s) - s_st(s));
+              const T* zp = sp + (z_st(s) - s_st(s));
               zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
               zz[1] = hadd2<T>(splat(zp[8]), magic);
             }
@@ -301,44 +292,24 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
           for (int jj = 0; jj < 2; ++jj) {
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
-              // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd)
+              // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd); (q - z) is exact,
+              // its product with the scale rounds once, as a dequantized weight matrix would
               const std::uint32_t v = and_or(words[2 * hh + jj] >> (4 * q), 0x000F000Fu, magic);
-              const std::uint32_t d = hsub2<T>(v, zz[q & 1]);  // q - z, exact
-              a[2 * hh + jj][q] = F32S ? d : hmul2<T>(d, sc[q & 1]);
+              a[2 * hh + jj][q] = hmul2<T>(hsub2<T>(v, zz[q & 1]), sc[q & 1]);
             }
           }
         }
         wgmma_fence();
-        if (F32S && p.gps) {
-          // (q - z) exactly on the tensor cores; the group's scale on its fp32 product
 #pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int k0 = (c + kc) * 64 + 32 * hh;
-            const bool first = (k0 & (p.group_size - 1)) == 0, last = ((k0 + 32) & (p.group_size - 1)) == 0;
-            wgmma_rs<T, BM>(part, a[2 * hh], desc + 4 * hh, first ? 0 : 1);  // +32 bytes per k16 step
-            wgmma_rs<T, BM>(part, a[2 * hh + 1], desc + 4 * hh + 2, 1);
-            if (last) {
-              wgmma_commit();
-              wgmma_wait0();
-              const float s0 = Traits<T>::to_float(sp[hh][0]), s1 = Traits<T>::to_float(sp[hh][8]);
-#pragma unroll
-              for (int e = 0; e < BM / 2; ++e) acc[e] += ((e & 2) ? s1 : s0) * part[e];
-              wgmma_fence();
-            }
-          }
-        } else {
-#pragma unroll
-          for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
-        }
+        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
       }
+      // Waiting for this stage's wgmmas before the next dequant cost nothing measurable (keeping one
+      // group in flight was within 1 % over 200 shapes: the other warpgroup fills the tensor cores),
+      // and it is what makes overwriting the A registers safe: wgmma reads them asynchronously.
       wgmma_commit();
-      // Keep this stage's wgmmas in flight while the next stage is dequantized: wait only for the
-      // previous stage's (they accumulate into the same registers, which the hardware orders), then
-      // hand its buffers back to the producer.
-      wgmma_wait1();
-      if (i > 0 && lane == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
+      wgmma_wait0();
+      if (lane == 0) mbar_arrive(&empty[s]);
     }
-    wgmma_wait0();
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
       const float s0 = Traits<T>::to_float(sp[std::min(n0 + row, p.N - 1)]);
@@ -412,7 +383,7 @@ CUtensorMap make_map(CUtensorMapDataType type, const void* base, int rank, const
   return m;
 }
 
-template <typename T, int BM, int WG, bool F32S>
+template <typename T, int BM, int WG>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
@@ -452,7 +423,7 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.zeros = z;
   prm.y = y;
 
-  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG, F32S>;
+  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG>;
   // more than 48 KB of shared memory needs an opt-in, once per instantiation and device
   static bool opted_in[kMaxDevices] = {};
   const int dev = device_props().index;
@@ -479,20 +450,15 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
 template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
-  // fp32 group scales only where they pay (few tokens per weight); see F32S
-#define TG_CALL_BM(BM_)                                                                              \
-  if (c.block_m == BM_) {                                                                            \
-    if (c.fp32_scales) return launch_sm90<T, BM_, 2, (BM_ <= 32)>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
-    return launch_sm90<T, BM_, 2, false>(x, qw, s, z, y, M, N, K, group_size, c.split, st);         \
-  }
+#define TG_CALL_BM(BM_) \
+  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
   TG_CALL_BM(64)
   TG_CALL_BM(128)
-  TG_CALL_BM(256)
 #undef TG_CALL_BM
-  TG_CHECK_ARG(false, "w4a16_gemm_sm90: block_m must be 8, 16, 32, 64, 128 or 256; got ", c.block_m);
+  TG_CHECK_ARG(false, "w4a16_gemm_sm90: block_m must be 8, 16, 32, 64 or 128; got ", c.block_m);
 }
 
 }  // namespace
@@ -512,7 +478,6 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
   const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
   if (cfg.block_m == 0) cfg.block_m = h.block_m;
   if (cfg.split == 0) cfg.split = h.split;
-  if (cfg.fp32_scales < 0) cfg.fp32_scales = h.fp32_scales;
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
   auto st = as_stream(stream);
   if (dtype == DType::kF16) return dispatch_bm<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);

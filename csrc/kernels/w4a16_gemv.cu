@@ -93,13 +93,34 @@ __device__ __forceinline__ std::uint32_t pack2(T v) {
 // Weights are read exactly once: stream them past L1 and mark them evict-first in L2.
 __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 
-// A lane's x values for mmas 2h and 2h + 1 as (b0, b1) of the first and (b0, b1) of the second:
-// 8 consecutive values in the GEMV layout (one 16-byte load; the row pointer is at 8t), the pairs at
-// 2t, 2t + 8, 2t + 16, 2t + 24 in the sm90 layout's natural k order (the row pointer is at 2t).
-__device__ __forceinline__ uint4 load_x(const void* p, bool knat) {
-  if (!knat) return *reinterpret_cast<const uint4*>(p);
-  const std::uint32_t* w = static_cast<const std::uint32_t*>(p);
-  return make_uint4(w[0], w[4], w[8], w[12]);
+// A lane's x values for mmas 2h and 2h + 1, as (b0, b1) of the first and (b0, b1) of the second, are
+// 8 consecutive values (pairs 4t .. 4t + 3 of the 32-value block) in the GEMV layout: one 16-byte
+// load. In the sm90 layout's natural k order they are pairs t, t + 4, t + 8, t + 12: the 4 lanes of
+// a quad load their 16 bytes as in the GEMV layout and transpose the quad's 4 x 4 pairs with 4
+// shuffles (4 separate 4-byte loads per lane instead made M = 16 60 % slower). All lanes call it.
+__device__ __forceinline__ uint4 quad_transpose(uint4 v, int t) {
+  // exchange 2 x 2 blocks with the lane 2 away, then single pairs with the lane 1 away
+  const bool hi = t & 2;
+  std::uint32_t a = __shfl_xor_sync(0xffffffffu, hi ? v.x : v.z, 2);
+  std::uint32_t b = __shfl_xor_sync(0xffffffffu, hi ? v.y : v.w, 2);
+  if (hi) {
+    v.x = a;
+    v.y = b;
+  } else {
+    v.z = a;
+    v.w = b;
+  }
+  const bool odd = t & 1;
+  a = __shfl_xor_sync(0xffffffffu, odd ? v.x : v.y, 1);
+  b = __shfl_xor_sync(0xffffffffu, odd ? v.z : v.w, 1);
+  if (odd) {
+    v.x = a;
+    v.z = b;
+  } else {
+    v.y = a;
+    v.w = b;
+  }
+  return v;
 }
 
 // One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
@@ -118,7 +139,7 @@ struct GemvStage {
 template <typename T, int GS, bool ASYM, int NT, int MT>
 struct GemvCtx {
   const T* xrow[MT];
-  bool knat;  // weights in the sm90 layout (natural k): x values of a lane are 4 pairs, 16 apart
+  bool knat;  // weights in the sm90 layout (natural k): x pairs transposed within each quad
   bool xok[MT], tok[NT];
   const int4* qw;
   const T *scales, *zeros;
@@ -143,7 +164,8 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0) : load_x(cx.xrow[mt] + c * 64 + 32 * h, cx.knat);
+        st.xv[u][mt][h] = cok && cx.xok[mt] ? *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h)
+                                            : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -166,11 +188,19 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
 }
 
 template <typename T, int GS, bool ASYM, int NT, int MT>
-__device__ __forceinline__ void compute_stage(const GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4]) {
+__device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4],
+                                              bool knat, int t) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
   constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
+    // x in mma order: transposed here (in place), where the loads have landed, not where they were issued
+    if (knat) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) st.xv[u][mt][h] = quad_transpose(st.xv[u][mt][h], t);
+    }
     float part[NT][MT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
@@ -242,7 +272,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
     cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + (knat ? 2 : 8) * t;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
   }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
@@ -263,10 +293,10 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   load_stage(sa, cx, warp, warps);
   for (int c0 = warp; c0 < cx.chunks; c0 += 2 * step) {
     load_stage(sb, cx, c0 + step, warps);
-    compute_stage(sa, acc);
+    compute_stage(sa, acc, cx.knat, t);
     if (c0 + step >= cx.chunks) break;
     load_stage(sa, cx, c0 + 2 * step, warps);
-    compute_stage(sb, acc);
+    compute_stage(sb, acc, cx.knat, t);
   }
 
   // reduce the warps' K-slices through shared memory, then write y coalesced along n

@@ -52,15 +52,20 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
 
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
   GemmSm90Config c;
-  // the narrowest token tile that holds M (wgmma's N costs nothing extra up to it), 256 beyond
+  // Measured on an H200 over Llama-3-8B's layers (bench/tune_w4a16_gemm_sm90.py, committed results):
+  // - the narrowest token tile that holds M (wgmma's N costs nothing extra up to it), 128 beyond:
+  //   two 128-token CTAs beat one of 256 at M = 512 on every layer (a 256-wide tile's 128
+  //   accumulator registers per thread made ptxas serialize its wgmmas);
+  // - split K across a cluster until the CTAs fill the SMs (tiles of <= 64 tokens run 2 CTAs per
+  //   SM), keeping >= 16 chunks (1024 k) per CTA; 128-token tiles gained from a split of 2 at most;
+  // - group scales on each weight in the activation dtype: applying them to each group's fp32
+  //   product instead (fewer dequant instructions, one wgmma wait per group) never won.
   c.block_m = 8;
-  while (c.block_m < M && c.block_m < 256) c.block_m *= 2;
-  // Split K across a cluster until the CTAs fill the SMs (blocks of <= 64 tokens run 2 per SM),
-  // keeping at least 4 chunks of K per CTA.
+  while (c.block_m < M && c.block_m < 128) c.block_m *= 2;
   const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);
   const int slots = sm_count * (c.block_m <= 64 ? 2 : 1);
-  c.split = std::max(1, std::min({8, slots / std::max(ctas, 1), K / 64 / 4}));
-  c.fp32_scales = c.block_m <= 32 ? 1 : 0;
+  const int max_split = c.block_m <= 64 ? 8 : 2;
+  c.split = std::max(1, std::min({max_split, slots / std::max(ctas, 1), K / 64 / 16}));
   return c;
 }
 
