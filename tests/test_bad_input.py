@@ -221,3 +221,241 @@ def test_bad_seed_times_are_named_rows(tmp_path):
     p.write_text("batch,kernel_time,flops,utils,kernel_name\n1,0.01,1,0.1,k\n2,0,1,0.1,k\n")
     with pytest.raises(ValueError, match="row 2: kernel_time = '0'"):
         analyze.load(str(p))
+
+
+# --- tracebacks instead of messages: one line naming the path, exit 2 ----------------------------
+
+
+def test_os_errors_name_the_path(tmp_path, run):
+    x = three_backends(tmp_path)
+    d = tmp_path / "adir"
+    d.mkdir()
+    f = tmp_path / "afile"
+    f.write_text("x")
+    one_line_error(run("analyze", "cliffs", d), str(d), "Is a directory")
+    one_line_error(run("analyze", "cliffs", tmp_path / "missing.csv"), "missing.csv", "No such file")
+    one_line_error(run("analyze", "compare", x, x, "-o", tmp_path / "no" / "such" / "out.csv"),
+                   "parent directory", "does not exist")
+    one_line_error(run("analyze", "compare", x, x, "-o", d), str(d), "is a directory")
+    one_line_error(run("report", f), str(f), "not a directory")
+    one_line_error(run("plot", x, "--out", f), str(f), "not a directory")
+    one_line_error(run("bench", "--out", f, "--batches", "1"), str(f), "not a directory")
+    one_line_error(run("shapes", "aiter", "--model", "Llama-3-8B", "-o", d), str(d), "is a directory")
+    one_line_error(run("analyze", "dedup", x, "-o", tmp_path / "nodir" / "o.csv"), "does not exist")
+
+
+def test_unwritable_output_is_refused(tmp_path, run):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    x = three_backends(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    one_line_error(run("analyze", "compare", x, x, "-o", ro / "o.csv"), "not writable")
+
+
+def test_csv_parse_errors_name_the_file_and_which_of_two(tmp_path, run):
+    x = three_backends(tmp_path)
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(open(x, "rb").read().replace(b"marlin", b"m\xe4rlin"))
+    one_line_error(run("analyze", "compare", x, bad), "latin1.csv", "not UTF-8", "0xe4")
+    huge = tmp_path / "huge.csv"
+    huge.write_text(open(x).read() + '"' + "x" * (csv.field_size_limit() + 10) + '"\n')
+    one_line_error(run("analyze", "cliffs", huge), "huge.csv", "field larger than field limit")
+    wide = tmp_path / "wide.csv"
+    wide.write_text(open(x).read() + "a,b,c," * 20 + "\n")
+    one_line_error(run("analyze", "cliffs", wide), "wide.csv", "fields; the header has")
+
+
+def test_results_json_of_the_wrong_shape(tmp_path, run):
+    d = tmp_path / "run"
+    d.mkdir()
+    three_backends(d, "results.csv")
+    for text, msg in [("[1, 2]", "expected a JSON object"), ('{"device": "H200"}', "'device' must be a JSON object"),
+                      ("{not json", "not valid JSON"),
+                      ('{"measured_ceilings": {"copy_gbps": "fast"}}', "copy_gbps must be a positive number")]:
+        (d / "results.json").write_text(text)
+        one_line_error(run("report", d, "--force"), "results.json", msg)
+        if "ceilings" in text or "device" not in text:  # plot reads only the ceilings
+            one_line_error(run("plot", d / "results.csv", "--out", tmp_path / "p"), "results.json", msg)
+    assert not (d / "report.html").exists()
+
+
+def test_resume_onto_a_foreign_or_empty_csv(tmp_path, run):
+    d = tmp_path / "run"
+    d.mkdir()
+    csv_path = d / "results.csv"
+    csv_path.write_text("")
+    one_line_error(run("bench", "--out", d, "--resume", "--batches", "1"), "results.csv is empty")
+    csv_path.write_text("a,b\n1,2\n")
+    one_line_error(run("bench", "--out", d, "--resume", "--batches", "1"), "not a results.csv of this tinygemm",
+                   "missing columns op, backend")
+    cols = results.COLUMNS[::-1]
+    csv_path.write_text(",".join(cols) + "\n")
+    one_line_error(run("bench", "--out", d, "--resume", "--batches", "1"), "another order")
+    three_backends(d, "results.csv")
+    (d / "results.json").write_text('{"command": ["not", "a", "string"]}')
+    one_line_error(run("bench", "--out", d, "--resume", "--batches", "1"), "'command' and 'created' must be strings")
+    one_line_error(run("bench", "--out", d, "--resume", "--force"), "--resume and --force contradict")
+    one_line_error(run("bench", "--out", d, "--batches", "1"), "exists: pass --resume")
+
+
+def test_unknown_backend_fails_in_dry_run(run):
+    one_line_error(run("bench", "--backends", "torch_matmul,nope", "--dry-run"), "unknown backend(s) nope")
+    one_line_error(run("bench", "--backends", ",", "--dry-run"), "names no backend")
+
+
+@pytest.mark.skipif(tinygemm.gpu_available(), reason="a GPU is present")
+def test_cpu_only_calls_say_they_need_a_gpu():
+    from tinygemm import ceilings, profile
+
+    for f in (ceilings.copy_bandwidth_gbps, ceilings.matmul_tflops):
+        with pytest.raises(RuntimeError, match="needs a GPU"):
+            f()
+    with pytest.raises(RuntimeError, match=r"profile.region\(\) needs a GPU"):
+        with profile.region():
+            pass
+
+
+def _fake_ncu(tmp_path, body):
+    """An `ncu` that writes `body` to its --log-file (Nsight Compute is not on a CPU machine)."""
+    exe = tmp_path / "ncu"
+    exe.write_text(f"#!{sys.executable}\nimport sys\nlog = sys.argv[sys.argv.index('--log-file') + 1]\n"
+                   f"open(log, 'wb').write({body!r})\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+@pytest.mark.parametrize("body, msg", [
+    (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n"0","k","gpu__time_duration.sum","fortnight","1"\n',
+     "unknown ncu time unit 'fortnight'"),
+    (b'"ID","Name","Metric Name","Metric Value"\n"0","k","gpu__time_duration.sum","1"\n',
+     "lacks the columns Kernel Name"),
+    (b'"ID","Kernel Name","Metric Name","Metric Value"\n"0","k\xff","m","1"\n', "not UTF-8"),
+])
+def test_profile_bad_ncu_output_is_one_line(tmp_path, monkeypatch, run, body, msg):
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    _fake_ncu(tmp_path, body)
+    one_line_error(run("profile", "ncu", "--", "true"), msg)
+
+
+def test_profile_help_is_the_full_help(run):
+    for args in (["--help"], ["-h"], ["ncu", "--help"]):
+        r = run("profile", *args)
+        assert r.returncode == 0 and "--replay" in r.stdout and "--cache" in r.stdout and "-- PROGRAM" in r.stdout
+
+
+# --- nothing lost or half-written ------------------------------------------------------------------
+
+
+def test_outputs_are_checked_before_work_and_not_overwritten(tmp_path, monkeypatch, run):
+    x = three_backends(tmp_path)
+    out = tmp_path / "plots"
+    assert run("plot", x, "--out", out).returncode == 0
+    before = {f: os.path.getmtime(out / f) for f in os.listdir(out)}
+    one_line_error(run("plot", x, "--out", out), "exists", "--force")
+    assert {f: os.path.getmtime(out / f) for f in os.listdir(out)} == before
+    assert run("plot", x, "--out", out, "--force").returncode == 0
+    assert not [f for f in os.listdir(out) if f.startswith(".")]  # no temporary left behind
+    # cliffs --check-split: the second output exists, so the first is not written either
+    (tmp_path / "c_split.csv").write_text("keep")
+    one_line_error(run("analyze", "cliffs", x, "--check-split", "-o", tmp_path / "c"), "c_split.csv exists")
+    assert not (tmp_path / "c_cliffs.csv").exists() and (tmp_path / "c_split.csv").read_text() == "keep"
+    # profile -o
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    _fake_ncu(tmp_path, NCU_OK)
+    o = tmp_path / "prof.csv"
+    o.write_text("keep")
+    one_line_error(run("profile", "ncu", "-o", o, "--", "true"), "prof.csv exists")
+    assert o.read_text() == "keep"
+    assert run("profile", "ncu", "-o", o, "--force", "--", "true").returncode == 0
+    assert "gpu__time_duration.sum_us" in o.read_text()
+
+
+NCU_OK = b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n"0","k","gpu__time_duration.sum","ns","1,000"\n'
+
+
+def test_header_only_csv_plots_nothing(tmp_path, run):
+    h = tmp_path / "h.csv"
+    h.write_text(",".join(results.COLUMNS) + "\n")
+    one_line_error(run("plot", h, "--out", tmp_path / "p"), "h.csv", "no ok rows")
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_failed_plot_leaves_no_partial_figure(tmp_path, monkeypatch):
+    from tinygemm import plot
+
+    x = three_backends(tmp_path)
+
+    def boom(*a, **k):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(plot, "dequant_breakdown", boom)
+    with pytest.raises(RuntimeError):
+        plot.all_plots(x, str(tmp_path / "p"))
+    assert os.listdir(tmp_path / "p") == []
+
+
+def test_resume_keeps_the_first_runs_metadata(tmp_path):
+    from tinygemm.bench import checks
+
+    first = {"created": "2026-01-01T00:00:00+00:00", "command": "python -m tinygemm.bench --out r", "points": 40,
+             "device": {"name": "H200"}}
+    p = tmp_path / "results.json"
+    results.write_json(str(p), first)
+    now = {"created": "2026-01-02T00:00:00+00:00", "command": "python -m tinygemm.bench --out r --resume",
+           "points": 2, "device": {"name": "H200"}}
+    m = checks.merge_resumed(checks.read_resumed(str(p)), now)
+    assert (m["created"], m["command"], m["points"]) == (first["created"], first["command"], 42)
+    assert m["resumed"] == [{"created": now["created"], "command": now["command"], "points": 2}]
+    results.write_json(str(p), m)
+    again = checks.merge_resumed(checks.read_resumed(str(p)), {**now, "points": 0})
+    assert again["points"] == 42 and len(again["resumed"]) == 2 and again["command"] == first["command"]
+
+
+def test_shapes_list_validates_before_printing(run):
+    r = run("shapes", "list", "--model", "GPT-9")
+    one_line_error(r, "unknown model 'GPT-9'")
+    assert r.stdout == ""
+    one_line_error(run("shapes", "list", "--tp", "0"), "tp must be >= 1")
+
+
+# --- validation holes --------------------------------------------------------------------------------
+
+
+def test_plan_size_is_capped_before_it_is_built(run):
+    import time
+
+    t0 = time.perf_counter()
+    one_line_error(run("bench", "--batches", "1:10000000000", "--dry-run"), "goes up to M = 10,000,000,000")
+    one_line_error(run("bench", "--batches", "1:1000000", "--dry-run"), "has 1,000,000 sizes")
+    one_line_error(run("bench", "--batches", "1:100000", "--model", "Llama-3-8B", "Mistral-7B", "--dry-run"),
+                   "800,000 (shape, batch) points")
+    assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--target", "0"], "--target must be a finite number > 0"),
+    (["--target", "nan"], "--target must be a finite number > 0"),
+    (["--min-samples", "50", "--max-samples", "20"], "need --min-samples <= --max-samples"),
+    (["--budget-ms", "-5"], "--budget-ms must be a finite number > 0"),
+    (["--shapes", ""], "--shapes is empty"),
+    (["--shapes", "1,64,64", "--batches", "1:4"], "--batches does not apply to --shapes"),
+    (["--shapes", "1,64,64", "--tp", "2"], "--tp only applies to --model shapes"),
+    (["--kn", "64,64", "--module", "o_proj"], "--module only applies to --model shapes"),
+    (["--kn", "64,64", "--tp", "2", "--module", "o_proj"], "--tp and --module only apply"),
+])
+def test_bench_timing_and_ignored_flags(run, args, msg):
+    one_line_error(run("bench", *args, "--dry-run"), msg)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"budget_ms": -1}, "budget_ms must be"), ({"warmup_ms": -5}, "warmup_ms must be"),
+    ({"graph_launches": -3}, "graph_launches must be"), ({"target": math.inf}, "target must be"),
+    ({"min_samples": 5, "max_samples": 2}, "need min_samples <= max_samples"), ({"flush_bytes": 1.5}, "flush_bytes"),
+])
+def test_timing_options_reject_bad_values(kw, msg):
+    from tinygemm import timing
+
+    with pytest.raises(ValueError, match=msg):
+        timing.options(**kw)

@@ -45,6 +45,10 @@ def _label(shape) -> str:
 
 
 def utilization_vs_batch(points, out_dir, threshold=0.85) -> list[str]:
+    import math
+
+    if not any(math.isfinite(p.util) for p in points):
+        return []  # no tflops or pct_peak_flops column: nothing to draw (matplotlib would fail on log axes)
     plt = _plt()
     cliffs = analyze.find_cliffs(points, threshold)
     fig, ax = plt.subplots(figsize=(10, 5))

@@ -98,7 +98,9 @@ def write_dicts(path: str, rows: list[dict]) -> None:
 
 
 def write_json(path: str, data: dict) -> None:
-    with open(path, "w") as f:
+    from .cli_errors import atomic_write
+
+    with atomic_write(path) as f:  # a crash mid-write leaves the previous file, not half of one
         json.dump(data, f, indent=2, default=str)
 
 
