@@ -459,3 +459,18 @@ def test_timing_options_reject_bad_values(kw, msg):
 
     with pytest.raises(ValueError, match=msg):
         timing.options(**kw)
+
+
+@pytest.mark.gpu
+def test_resume_on_gpu_keeps_the_first_runs_metadata(tmp_path):
+    from tinygemm.bench.__main__ import main
+
+    common = ["--kn", "4096,4096", "--backends", "torch_matmul", "--out", str(tmp_path), "--quiet",
+              "--max-samples", "20", "--budget-ms", "100"]
+    assert main([*common, "--batches", "1,2"]) == 0
+    first = json.load(open(tmp_path / "results.json"))
+    assert main([*common, "--batches", "1,2,4", "--resume"]) == 0
+    m = json.load(open(tmp_path / "results.json"))
+    assert (m["created"], m["command"], m["points"]) == (first["created"], first["command"], 3)
+    assert len(m["resumed"]) == 1 and m["resumed"][0]["points"] == 1 and "--resume" in m["resumed"][0]["command"]
+    assert [r["M"] for r in results.read_rows(str(tmp_path / "results.csv"))] == ["1", "2", "4"]
