@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -101,14 +102,14 @@ def check_options(target: float = 0.01, min_samples: int = 10, max_samples: int 
         return "--" + n.replace("_", "-") if flags else n
 
     def real(n: str, v, lo: float, lo_open: bool, hi: float = math.inf) -> None:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= hi and (
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v <= hi and (
             v > lo if lo_open else v >= lo)
         if not ok:
             rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else "")
             raise ValueError(f"{name(n)} must be a finite number {rng}; got {v!r}")
 
     def integer(n: str, v, lo: int, hi: int) -> None:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not lo <= v <= hi:
             raise ValueError(f"{name(n)} must be an integer in [{lo}, {hi}]; got {v!r}")
 
     real("target", target, 0, True, 1.0)
