@@ -327,8 +327,8 @@ def _fake_ncu(tmp_path, body):
 
 
 @pytest.mark.parametrize("body, msg", [
-    (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n"0","k","gpu__time_duration.sum","fortnight","1"\n',
-     "unknown ncu time unit 'fortnight'"),
+    (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n'
+     b'"0","k","gpu__time_duration.sum","fortnight","1"\n', "unknown ncu time unit 'fortnight'"),
     (b'"ID","Name","Metric Name","Metric Value"\n"0","k","gpu__time_duration.sum","1"\n',
      "lacks the columns Kernel Name"),
     (b'"ID","Kernel Name","Metric Name","Metric Value"\n"0","k\xff","m","1"\n', "not UTF-8"),
@@ -372,7 +372,8 @@ def test_outputs_are_checked_before_work_and_not_overwritten(tmp_path, monkeypat
     assert "gpu__time_duration.sum_us" in o.read_text()
 
 
-NCU_OK = b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n"0","k","gpu__time_duration.sum","ns","1,000"\n'
+NCU_OK = (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n'
+          b'"0","k","gpu__time_duration.sum","ns","1,000"\n')
 
 
 def test_header_only_csv_plots_nothing(tmp_path, run):

@@ -150,9 +150,12 @@ DTYPES = [torch.int32, torch.int64, torch.uint8, torch.float32, torch.float16, t
 def test_from_gptq_matches_or_refuses(qw_dt, qz_dt, s_dt, drow, dgroup, g_len, offset):
     qw = tinygemm.quantize(torch.randn(256, 32).half(), 64, symmetric=False)
     t = formats.to_gptq(qw, zero_offset=1)
-    qweight = t["qweight"].to(qw_dt)[: 32 + drow] if drow <= 0 else torch.cat([t["qweight"], t["qweight"][:1]]).to(qw_dt)
+    def resized(x, d):  # d = -1: a row short, 0: as is, 1: a row too many
+        return x[: x.shape[0] + d] if d <= 0 else torch.cat([x, x[:1]])
+
+    qweight = resized(t["qweight"], drow).to(qw_dt)
     qzeros = t["qzeros"].to(qz_dt)
-    scales = t["scales"].to(s_dt)[: 4 + dgroup] if dgroup <= 0 else torch.cat([t["scales"], t["scales"][:1]]).to(s_dt)
+    scales = resized(t["scales"], dgroup).to(s_dt)
     g_idx = None if g_len is None else torch.arange(g_len) // 64
     try:
         back = formats.from_gptq(qweight, qzeros, scales, 64, zero_offset=offset, g_idx=g_idx)
@@ -179,7 +182,8 @@ def _ref_bytes(v: str):
 
 @pytest.mark.skipif(tinygemm.gpu_available(), reason="a GPU would run every accepted size")
 @settings(max_examples=30, deadline=None)
-@given(st.one_of(st.from_regex(r"\A[+-]?[0-9]{1,22}[kKmMgGx]?\Z"), st.text(alphabet="0123456789kKmMgG.-x ", max_size=8)))
+@given(st.one_of(st.from_regex(r"\A[+-]?[0-9]{1,22}[kKmMgGx]?\Z"),
+                 st.text(alphabet="0123456789kKmMgG.-x ", max_size=8)))
 def test_binary_bytes_parser_matches_the_reference(v):
     exe = shutil.which("tinygemm-bench-bandwidth")
     if exe is None or tinygemm.GPU_BACKEND == "cpu":

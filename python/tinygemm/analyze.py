@@ -280,8 +280,10 @@ def read_aiter(path: str) -> tuple[list[str], list[dict]]:
     if missing:
         raise ValueError(f"{path} is not an aiter tuned CSV: missing columns {', '.join(missing)}")
     # sizes must be integers; us may be anything: failed tunings are written as -1, inf or nothing
-    check_rows(path, [(i, why) for i, r in enumerate(rows, 1)
-                      if (why := [f"{c} = {r.get(c)!r} is not an integer" for c in ("M", "N", "K") if _int(r.get(c)) is None])])
+    def why(r):
+        return [f"{c} = {r.get(c)!r} is not an integer" for c in ("M", "N", "K") if _int(r.get(c)) is None]
+
+    check_rows(path, [(i, w) for i, r in enumerate(rows, 1) if (w := why(r))])
     return header, rows
 
 

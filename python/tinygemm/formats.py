@@ -182,13 +182,14 @@ def _check_scales(exact: torch.Tensor, stored: torch.Tensor, used: torch.Tensor)
     st = stored.float()
     over = used & ~torch.isfinite(st)
     if bool(over.any()):
-        raise ValueError(f"quantize: {int(over.sum())} scale(s) overflow {name} (largest {float(exact[over].max()):.4g} "
-                         f"> {fi.max:.4g}); quantize the weight as bfloat16, or rescale it")
+        raise ValueError(f"quantize: {int(over.sum())} scale(s) overflow {name} (largest "
+                         f"{float(exact[over].max()):.4g} > {fi.max:.4g}); quantize the weight as bfloat16, or "
+                         "rescale it")
     under = used & ((st - exact).abs() > SCALE_REL_TOL * exact)
     if bool(under.any()):
         raise ValueError(f"quantize: {int(under.sum())} scale(s) underflow {name} (smallest "
-                         f"{float(exact[under].min()):.4g}; {name}'s smallest normal number is {fi.tiny:.4g}); quantize "
-                         "the weight as bfloat16, or rescale it")
+                         f"{float(exact[under].min()):.4g}; {name}'s smallest normal number is {fi.tiny:.4g}); "
+                         "quantize the weight as bfloat16, or rescale it")
 
 
 def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:
