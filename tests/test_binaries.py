@@ -108,3 +108,49 @@ def test_ncu_profiles_the_gemm_binary(replay):
     if replay == "range":
         assert len(rows) == 1
     assert all(0 < r["gpu__time_duration.sum_us"] < 1000 for r in rows)
+
+
+# --- bad input (issue 14): parsing is checked before the GPU, so these run on a CPU machine -------
+
+@pytest.mark.parametrize("args, msg", [
+    (["--bytes", "17179869185G"], "--bytes must be between"),       # overflows 64 bits once shifted
+    (["--bytes", "99999999999999999999"], "--bytes must be between"),  # overflows strtoll
+    (["--bytes", "1x"], "--bytes must be an integer"),
+    (["--bytes", "K"], "--bytes must be an integer"),
+    (["--bytes", "1.5G"], "--bytes must be an integer"),
+    (["--device", "-1"], "--device must be between"),
+    (["--device", "abc"], "--device must be an integer"),
+    (["--target", "nan"], "--target must be a number"),
+])
+def test_bandwidth_bad_values_exit_2_on_any_machine(args, msg):
+    r = run(_path("tinygemm-bench-bandwidth"), *args)
+    assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_usage_after_a_bad_value_prints_the_default():
+    r = run(_path("tinygemm-bench-bandwidth"), "--bytes", "3x")
+    assert r.returncode == 2 and "(default 1G)" in r.stderr and "(default 3x)" not in r.stderr
+
+
+@pytest.mark.parametrize("value", ["1k", "1K", "1m", "1M", "1g", "1G"])
+def test_size_suffixes_in_either_case(value):
+    r = run(_path("tinygemm-bench-bandwidth"), "--bytes", value, "--smoke")
+    assert r.returncode == (0 if tinygemm.gpu_available() else 77), r.stderr
+
+
+@pytest.mark.gpu
+def test_bandwidth_graph_mode_rotates_buffers():
+    """A 14 MB copy in graph mode: the launches rotate through buffers, so the result is a cold-L2
+    one (labelled so) and cannot read faster than the memory (the H200's 4.8 TB/s)."""
+    from tinygemm import gpus
+
+    r = run(_path("tinygemm-bench-bandwidth"), "--mode", "graph", "--bytes", "14M", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["mode"] == "graph" and d["l2"] == "cold" and d["buffer_copies"] > 1
+    peak = (gpus.peaks(d["device"]) or {}).get("mem_bw_gbs")
+    if peak:
+        assert d["gbps"] < 1.05 * peak
+    hot = json.loads(run(_path("tinygemm-bench-bandwidth"), "--mode", "graph", "--l2", "hot", "--bytes", "14M",
+                         "--json", "-").stdout)
+    assert hot["l2"] == "hot" and hot["buffer_copies"] == 1

@@ -4,6 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
+#include <cctype>
+#include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -30,6 +34,7 @@ constexpr int kExitNoGpu = 77;  // the automake / ctest convention for "skipped"
 
 struct Flag {
   std::string name, help, value;
+  std::string def;  // the default, as usage prints it (value may hold a rejected argument)
   bool is_switch = false;
   bool seen = false;
 };
@@ -51,11 +56,11 @@ class Args {
     add_switch("help", "show this message");
   }
   void add(const std::string& name, const std::string& def, const std::string& help) {
-    flags_[name] = Flag{name, help, def, false, false};
+    flags_[name] = Flag{name, help, def, def, false, false};
     order_.push_back(name);
   }
   void add_switch(const std::string& name, const std::string& help) {
-    flags_[name] = Flag{name, help, "0", true, false};
+    flags_[name] = Flag{name, help, "0", "0", true, false};
     order_.push_back(name);
   }
   [[noreturn]] void usage(const std::string& error) const {
@@ -65,7 +70,7 @@ class Args {
     for (const auto& n : order_) {
       const Flag& f = flags_.at(n);
       os << "  --" << n << (f.is_switch ? "" : " VALUE") << "\n      " << f.help
-         << (f.is_switch || f.value.empty() ? "" : " (default " + f.value + ")") << "\n";
+         << (f.is_switch || f.def.empty() ? "" : " (default " + f.def + ")") << "\n";
     }
     std::exit(error.empty() ? 0 : kExitUsage);
   }
@@ -99,25 +104,45 @@ class Args {
   bool seen(const std::string& n) const { return flags_.at(n).seen; }
   long long integer(const std::string& n, long long lo, long long hi) const {
     const std::string& v = str(n);
+    const auto range_error = [&] {
+      usage("--" + n + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got '" + v + "'");
+    };
+    long long x = 0;
+    if (!parse_integer(v, &x)) {
+      if (parse_integer(v, &x, /*range_only=*/true)) range_error();  // digits, but beyond 64 bits
+      usage("--" + n + " must be an integer (with an optional K, M or G suffix); got '" + v + "'");
+    }
+    if (x < lo || x > hi) range_error();
+    return x;
+  }
+  // An integer with an optional binary size suffix (k/K = 2^10, m/M = 2^20, g/G = 2^30): false for
+  // anything else, and for a value that does not fit in 64 bits (17179869185G), unless range_only,
+  // which answers whether v is well-formed whatever its size.
+  static bool parse_integer(const std::string& v, long long* out, bool range_only = false) {
+    if (v.empty() || !(std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-' || v[0] == '+')) return false;
+    errno = 0;
     char* end = nullptr;
     long long x = std::strtoll(v.c_str(), &end, 10);
-    // size suffixes for byte counts: 64M, 1G
-    if (end && *end) {
-      const std::string suf(end);
-      if (suf == "K" || suf == "k") x <<= 10;
-      else if (suf == "M") x <<= 20;
-      else if (suf == "G") x <<= 30;
-      else usage("--" + n + " must be an integer; got '" + v + "'");
-    }
-    if (v.empty() || x < lo || x > hi)
-      usage("--" + n + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got '" + v + "'");
-    return x;
+    if (end == v.c_str() || !std::isdigit(static_cast<unsigned char>(end[-1]))) return false;
+    const bool overflow = errno == ERANGE;
+    int shift = 0;
+    const std::string suf(end);
+    if (suf == "K" || suf == "k") shift = 10;
+    else if (suf == "M" || suf == "m") shift = 20;
+    else if (suf == "G" || suf == "g") shift = 30;
+    else if (!suf.empty()) return false;
+    if (range_only) return true;
+    if (overflow || x > (LLONG_MAX >> shift) || x < (LLONG_MIN >> shift)) return false;
+    *out = shift ? static_cast<long long>(static_cast<unsigned long long>(x) << shift) : x;
+    return true;
   }
   double real(const std::string& n, double lo, double hi) const {
     const std::string& v = str(n);
     char* end = nullptr;
+    errno = 0;
     const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || (end && *end) || x < lo || x > hi)
+    // written as !(in range) so that NaN fails too
+    if (v.empty() || (end && *end) || errno == ERANGE || !(x >= lo && x <= hi))
       usage("--" + n + " must be a number between " + std::to_string(lo) + " and " + std::to_string(hi) +
             "; got '" + v + "'");
     return x;
@@ -155,8 +180,10 @@ class Args {
   std::vector<std::string> order_;
 };
 
-// Selects the GPU or exits 77 with a clear message when there is none.
+// Selects the GPU or exits 77 with a clear message when there is none. A malformed --device (-1,
+// abc) is bad input, exit 2, on any machine: its syntax is checked before the GPU count.
 inline void select_device(const Args& args) {
+  args.integer("device", 0, 1023);
   const int n = device_count();
   if (n == 0) {
     std::cerr << "no GPU is visible to the CUDA/HIP runtime: nothing to measure (exit 77 = skipped)\n";
@@ -168,6 +195,17 @@ inline void select_device(const Args& args) {
 #else
   TG_GPU_CHECK(cudaSetDevice(d));
 #endif
+}
+
+// The L2 label of a result, by tinygemm.timing's rule: a graph replays its launches back to back
+// with no flush between them, so a cold-L2 graph result is "cold" only when the launches rotate
+// through `copies` buffers of `bytes_per_copy` and more than twice the L2 is read between two uses
+// of one buffer; otherwise only the first launch of a replay is cold: "cold-first".
+inline std::string l2_label(const TimerResult& r, long long copies, std::size_t bytes_per_copy,
+                            std::size_t l2_bytes) {
+  if (r.l2 != "cold" || r.mode != "graph") return r.l2;
+  const double between = static_cast<double>(copies - 1) * static_cast<double>(bytes_per_copy);
+  return between >= 2.0 * static_cast<double>(l2_bytes) ? "cold" : "cold-first";
 }
 
 // One launch inside the profiler's capture window, after a warm-up launch outside it.

@@ -23,7 +23,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .results import write_dicts
+from .cli_errors import atomic_write, check_output, exit_2_on_bad_input
 
 # --- loading ------------------------------------------------------------------------------------
 
@@ -36,6 +36,8 @@ class Point:
     time_us: float
     util: float           # achieved / peak (datasheet if known, else relative to the group's best)
     kernels: str = ""
+    op: str = ""
+    weight_format: str = ""
 
 
 def _f(v, default=math.nan):
@@ -45,24 +47,63 @@ def _f(v, default=math.nan):
         return default
 
 
+def _int(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _row_problems(r: dict, ints: tuple[str, ...], time_col: str, util_cols: tuple[str, ...]) -> list[str]:
+    """Why a measured row cannot be used: times must be positive and finite (they are divided by and
+    averaged in logs), sizes integers, utilizations (when given) finite and >= 0."""
+    out = [f"{c} = {r.get(c)!r} is not an integer" for c in ints if _int(r.get(c)) is None]
+    t = _f(r.get(time_col))
+    if not (math.isfinite(t) and t > 0):
+        out.append(f"{time_col} = {r.get(time_col)!r} is not a positive finite time")
+    for c in util_cols:
+        if r.get(c) not in ("", None):
+            u = _f(r.get(c))
+            if not (math.isfinite(u) and u >= 0):
+                out.append(f"{c} = {r.get(c)!r} is not a finite number >= 0")
+    return out
+
+
+def check_rows(path: str, rows: list[tuple[int, list[str]]]) -> None:
+    """Raise a ValueError naming the file and each bad row (1 = the first row after the header)."""
+    if rows:
+        shown = "; ".join(f"row {i}: {', '.join(why)}" for i, why in rows[:5])
+        more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise ValueError(f"{path}: {len(rows)} bad row{'s' if len(rows) > 1 else ''} ({shown}{more})")
+
+
 def load(path: str) -> list[Point]:
-    """Points from a tidy results CSV or a seed-format CSV (ok rows only)."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        cols = set(reader.fieldnames or [])
-        rows = list(reader)
+    """Points from a tidy results CSV or a seed-format CSV (ok rows only).
+
+    An ok row with a zero, negative or non-finite time (or a non-integer size) is an error naming the
+    file and row: such a time would be divided by or counted into a geomean."""
+    from .cli_errors import read_csv
+
+    header, rows = read_csv(path)
+    cols = set(header)
     base = os.path.basename(path)
     if {"backend", "M", "N", "K", "time_us"} <= cols:
-        pts = []
-        for r in rows:
+        pts, bad = [], []
+        for i, r in enumerate(rows, 1):
             if r.get("status", "ok") != "ok" or r.get("op") == "prepare":  # weight preparation is not a GEMM
+                continue
+            why = _row_problems(r, ("M", "K", "N"), "time_us", ("pct_peak_flops", "tflops"))
+            if why:
+                bad.append((i, why))
                 continue
             util = _f(r.get("pct_peak_flops")) / 100
             if math.isnan(util):
                 util = _f(r.get("tflops"))  # relative: only ratios within a group are used
             pts.append(Point(r["backend"], (r.get("model", ""), r.get("layer", ""), r.get("tp", ""), int(r["K"]),
                                             int(r["N"]), r.get("act_dtype", ""), r.get("group_size", "")),
-                             int(r["M"]), float(r["time_us"]), util, r.get("kernel_names", "")))
+                             int(r["M"]), float(r["time_us"]), util, r.get("kernel_names", ""), r.get("op", ""),
+                             r.get("weight_format", "")))
+        check_rows(path, bad)
         return pts
     kn = re.search(r"_K(\d+)_N(\d+)", base)
     if {"batch", "kernel_time", "utils"} <= cols or {"batch", "time", "utils"} <= cols:
@@ -72,9 +113,11 @@ def load(path: str) -> list[Point]:
         tcol = "kernel_time" if "kernel_time" in cols else "time"
         dt = re.search(r"_dtype(\w+)\.csv$", base)
         shape = ("", "", "", int(kn.group(1)), int(kn.group(2)), dt.group(1) if dt else "", "")
+        measured = [(i, r) for i, r in enumerate(rows, 1) if r.get(tcol) not in ("", None)]
+        check_rows(path, [(i, why) for i, r in measured if (why := _row_problems(r, ("batch",), tcol, ("utils",)))])
         # seed times are in ms
         return [Point(backend, shape, int(r["batch"]), 1e3 * float(r[tcol]), _f(r["utils"]), r.get("kernel_name", ""))
-                for r in rows if r.get(tcol) not in ("", None)]
+                for _, r in measured]
     need = {"backend", "M", "N", "K", "time_us"} - cols
     raise ValueError(f"{path}: not a tinygemm results CSV (missing columns {', '.join(sorted(need))}) nor a seed "
                      "CSV (batch,kernel_time,flops,utils[,kernel_name] or batch,time,flops,utils)")
@@ -149,18 +192,56 @@ def geomean(xs: list[float]) -> float:
 M_RANGES = [(1, 16, "M 1-16"), (17, 128, "M 17-128"), (129, 512, "M 129-512"), (513, 10**9, "M > 512")]
 
 
+def _what(p: Point) -> tuple[str, str, str]:
+    """What ran a point: only points run by the same thing are paired across two files."""
+    return (p.backend, p.op, p.weight_format)
+
+
+def _what_str(w: tuple[str, str, str]) -> str:
+    extra = ", ".join(f"{k} {v}" for k, v in (("op", w[1]), ("format", w[2])) if v)
+    return w[0] + (f" ({extra})" if extra else "")
+
+
 def compare(a: list[Point], b: list[Point]) -> dict:
-    """Speedup of B over A (t_A / t_B) per matching (shape, M), with summaries."""
-    ta = {(p.shape, p.M): p for p in a}
-    pairs = []
-    for p in b:
-        q = ta.get((p.shape, p.M))
+    """Speedup of B over A (t_A / t_B) per like-for-like point, with summaries.
+
+    Points pair on (shape, M); the shape holds model, layer, tp, K, N, activation dtype and group
+    size. When each side holds one backend, that backend of A is compared with that of B (how two
+    backends are compared). Otherwise each backend of A is paired with the same backend, op and
+    weight format of B, never with another one; "paired" says what was paired with what.
+    """
+    if not a or not b:
+        raise ValueError(f"nothing to compare: {'A' if not a else 'B'} has no ok rows")
+    wa, wb = sorted({_what(p) for p in a}), sorted({_what(p) for p in b})
+    cross = len(wa) == 1 and len(wb) == 1
+    if not cross and not set(wa) & set(wb):
+        raise ValueError(f"A holds {', '.join(map(_what_str, wa))} and B holds {', '.join(map(_what_str, wb))}: "
+                         "none in common; name the two to compare with --a-backend X --b-backend Y")
+
+    def index(pts: list[Point], side: str) -> dict:
+        out = {}
+        for p in pts:
+            k = (p.shape, p.M) if cross else (_what(p), p.shape, p.M)
+            if k in out:
+                raise ValueError(f"{side} has two rows for {_what_str(_what(p))} at K={p.shape[3]} N={p.shape[4]} "
+                                 f"M={p.M} ({p.shape[0]} {p.shape[1]} tp {p.shape[2]}, {p.shape[5]}, group "
+                                 f"{p.shape[6]}): which one to compare is ambiguous")
+            out[k] = p
+        return out
+
+    ta, tb = index(a, "A"), index(b, "B")
+    pairs, paired = [], defaultdict(int)
+    for k, p in tb.items():
+        q = ta.get(k)
         if q is not None:
+            paired[(_what(q), _what(p))] += 1
             pairs.append({"model": p.shape[0], "layer": p.shape[1], "tp": p.shape[2], "K": p.shape[3], "N": p.shape[4],
-                          "M": p.M, "a_backend": q.backend, "b_backend": p.backend, "a_us": q.time_us, "b_us": p.time_us,
+                          "act_dtype": p.shape[5], "group_size": p.shape[6], "M": p.M, "a_backend": q.backend,
+                          "b_backend": p.backend, "a_us": q.time_us, "b_us": p.time_us,
                           "speedup": q.time_us / p.time_us})
     if not pairs:
-        raise ValueError("no (shape, M) in common between the two inputs")
+        raise ValueError("no (shape, M) in common between the two inputs" +
+                         ("" if cross else f" for {', '.join(_what_str(w) for w in sorted(set(wa) & set(wb)))}"))
 
     def summary(key):
         g = defaultdict(list)
@@ -171,6 +252,9 @@ def compare(a: list[Point], b: list[Point]) -> dict:
     slow = [r["speedup"] for r in pairs if r["speedup"] < 1]
     return {
         "pairs": pairs,
+        "paired": [{"a": _what_str(x), "b": _what_str(y), "n": n} for (x, y), n in sorted(paired.items())],
+        "unpaired_a": [_what_str(w) for w in wa if not any(x == w for x, _ in paired)],
+        "unpaired_b": [_what_str(w) for w in wb if not any(y == w for _, y in paired)],
         "overall": geomean([r["speedup"] for r in pairs]),
         "by_model": summary(lambda r: r["model"] or f"K{r['K']}xN{r['N']}"),
         "by_layer": summary(lambda r: r["layer"] or f"K{r['K']}xN{r['N']}"),
@@ -187,13 +271,19 @@ AITER_KEY = ("gfx", "cu_num", "M", "N", "K", "q_dtype_w")
 
 def read_aiter(path: str) -> tuple[list[str], list[dict]]:
     """Any of aiter's tuned-CSV header variants (M,N,K,... with or without gfx, cu_num, q_dtype_w, libtype)."""
-    with open(path, newline="") as f:
-        r = csv.DictReader(f)
-        header = [h.strip() for h in (r.fieldnames or [])]
-        rows = [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()} for row in r]
+    from .cli_errors import read_csv
+
+    raw_header, raw = read_csv(path)
+    header = [h.strip() for h in raw_header]
+    rows = [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()} for row in raw]
     missing = [c for c in ("M", "N", "K", "us") if c not in header]
     if missing:
         raise ValueError(f"{path} is not an aiter tuned CSV: missing columns {', '.join(missing)}")
+    # sizes must be integers; us may be anything: failed tunings are written as -1, inf or nothing
+    def why(r):
+        return [f"{c} = {r.get(c)!r} is not an integer" for c in ("M", "N", "K") if _int(r.get(c)) is None]
+
+    check_rows(path, [(i, w) for i, r in enumerate(rows, 1) if (w := why(r))])
     return header, rows
 
 
@@ -237,12 +327,14 @@ def tuned_compare(a_rows: list[dict], b_rows: list[dict], models: list[str] | No
 # --- CLI ----------------------------------------------------------------------------------------
 
 
-def _write(path: str | None, rows: list[dict], force: bool) -> None:
+def _write(path: str | None, rows: list[dict]) -> None:
+    """Rows as CSV, through a temporary file (the path was checked before the work started)."""
     if not path or not rows:
         return
-    if os.path.exists(path) and not force:
-        raise ValueError(f"{path} exists; pass --force to overwrite it")
-    write_dicts(path, rows)
+    with atomic_write(path, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _table(title: str, rows: list[dict], cols: list[str]) -> None:
@@ -260,9 +352,12 @@ def _table(title: str, rows: list[dict], cols: list[str]) -> None:
 # --- per-model sums ------------------------------------------------------------------------------
 
 
-def layer_sums(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+def layer_sums(rows: list[dict], where: str = "rows") -> tuple[list[dict], list[dict]]:
     """(per (model, tp, M): each backend's time summed over the model's layers, with the fastest
-    named; the op=prepare rows). A backend missing a layer at some M gets no sum there."""
+    named; the op=prepare rows). A backend missing a layer at some M gets no sum there. An ok row
+    with a bad time is an error naming `where` and the row."""
+    check_rows(where, [(i, why) for i, r in enumerate(rows, 1) if r.get("status") == "ok"
+                       and (why := _row_problems(r, ("M", "K", "N"), "time_us", ("peak_mem_mb",)))])
     ok = [r for r in rows if r.get("status") == "ok" and r.get("op") != "prepare"]
     layers: dict[tuple, set] = defaultdict(set)
     t: dict[tuple, dict] = defaultdict(dict)
@@ -322,7 +417,7 @@ def sums_markdown(sums: list[dict], prep: list[dict]) -> str:
             src = r.get("note", "").split(" -> ")[0]
             lines.append(f"| {r['backend']} | {r.get('model', '')} | {r.get('layer', '')} | {r['K']} | {r['N']} | "
                          f"{r.get('weight_format', '')} | {float(r['time_us']) / 1e3:.3f} | "
-                         f"{float(r['peak_mem_mb']):.1f} | {src} |")
+                         f"{_f(r.get('peak_mem_mb')):.1f} | {src} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -360,67 +455,95 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("-o", "--out", default=None)
     t.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
-    try:
-        if a.cmd == "cliffs":
-            pts = load(a.csv)
-            cl = find_cliffs(pts, a.threshold)
-            _table(f"{len(cl)} cliffs (threshold {a.threshold})", cl,
-                   ["backend", "K", "N", "M", "util", "best_smaller_util", "best_smaller_M", "kernel_switch"])
-            if a.out:
-                _write(a.out + "_cliffs.csv", cl, a.force)
-            if a.check_split:
-                sp = check_split(pts, cl, a.split_threshold)
-                opp = [r for r in sp if r["opportunity"]]
-                _table(f"{len(opp)} split-GEMM opportunities (t(b1)+t(b2) < {a.split_threshold} t(M))", opp,
-                       ["backend", "K", "N", "M", "time_us", "b1", "b2", "split_us", "saving_pct"])
-                if a.out:
-                    _write(a.out + "_split.csv", sp, a.force)
-        elif a.cmd == "compare":
-            A = load(a.a)
-            B = load(a.b) if a.b else A
-            if a.a_backend:
-                A = [x for x in A if x.backend == a.a_backend]
-            if a.b_backend:
-                B = [x for x in B if x.backend == a.b_backend]
-            if not a.b and not (a.a_backend and a.b_backend):
-                raise ValueError("with one CSV, name the two backends: --a-backend X --b-backend Y")
-            r = compare(A, B)
-            print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} points")
-            for title in ("by_model", "by_layer", "by_m_range"):
-                _table(title, [{"group": k, **v} for k, v in r[title].items()], ["group", "geomean", "n"])
-            s = r["slowdowns"]
-            print(f"slowdowns: {s['count']} (mean {s['mean']:.3f}, worst {s['worst']:.3f})")
-            _write(a.out, r["pairs"], a.force)
-        elif a.cmd == "sums":
-            from .results import read_rows
-
-            text = sums_markdown(*layer_sums(read_rows(a.csv)))
-            print(text)
-            if a.out:
-                if os.path.exists(a.out) and not a.force:
-                    raise ValueError(f"{a.out} exists; pass --force to overwrite it")
-                open(a.out, "w").write(text + "\n")
-        elif a.cmd == "dedup":
-            header, rows = read_aiter(a.csv)
-            best = dedup_aiter(header, rows)
-            if os.path.exists(a.out) and not a.force:
-                raise ValueError(f"{a.out} exists; pass --force to overwrite it")
-            with open(a.out, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-                w.writeheader()
-                w.writerows(best)
-            print(f"{len(rows)} rows -> {len(best)} (fastest per {', '.join(c for c in AITER_KEY if c in header)})")
-        else:
-            _, ra = read_aiter(a.a)
-            _, rb = read_aiter(a.b)
-            r = tuned_compare(ra, rb, a.model, a.tp)
-            print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} shapes")
-            if r["by_model"]:
-                _table("per model", [{"model": k, **v} for k, v in r["by_model"].items()], ["model", "geomean", "n"])
-            _write(a.out, r["pairs"], a.force)
-    except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
+    with exit_2_on_bad_input(p.prog):
+        _run(a)
     return 0
+
+
+def _outputs(a) -> list[str]:
+    """Every file a command will write: all are checked before any work starts."""
+    if a.cmd == "cliffs":
+        return [a.out + "_cliffs.csv", *([a.out + "_split.csv"] if a.check_split else [])] if a.out else []
+    return [a.out] if a.out else []
+
+
+def _run(a) -> None:
+    outs = _outputs(a)
+    for o in outs:
+        check_output(o, a.force)
+    if len(set(outs)) != len(outs):
+        raise ValueError(f"the outputs {', '.join(outs)} are not distinct")
+    if a.cmd == "cliffs":
+        if not 0 < a.threshold <= 1:  # before the table is printed
+            raise ValueError(f"--threshold must be in (0, 1]; got {a.threshold}")
+        if a.check_split and not 0 < a.split_threshold <= 1:
+            raise ValueError(f"--split-threshold must be in (0, 1]; got {a.split_threshold}")
+        pts = load(a.csv)
+        cl = find_cliffs(pts, a.threshold)
+        sp = check_split(pts, cl, a.split_threshold) if a.check_split else None
+        _table(f"{len(cl)} cliffs (threshold {a.threshold})", cl,
+               ["backend", "K", "N", "M", "util", "best_smaller_util", "best_smaller_M", "kernel_switch"])
+        if sp is not None:
+            opp = [r for r in sp if r["opportunity"]]
+            _table(f"{len(opp)} split-GEMM opportunities (t(b1)+t(b2) < {a.split_threshold} t(M))", opp,
+                   ["backend", "K", "N", "M", "time_us", "b1", "b2", "split_us", "saving_pct"])
+        if a.out:
+            _write(a.out + "_cliffs.csv", cl)
+            if sp is not None:
+                _write(a.out + "_split.csv", sp)
+    elif a.cmd == "compare":
+        if not a.b and not (a.a_backend and a.b_backend):
+            raise ValueError("with one CSV, name the two backends: --a-backend X --b-backend Y")
+        A = load(a.a)
+        B = load(a.b) if a.b else A
+        A = _only(A, a.a_backend, a.a)
+        B = _only(B, a.b_backend, a.b or a.a)
+        r = compare(A, B)
+        for x in r["paired"]:
+            print(f"paired: A {x['a']} with B {x['b']}: {x['n']} points")
+        for side in ("a", "b"):
+            if r[f"unpaired_{side}"]:
+                print(f"not paired (only in {side.upper()}): {', '.join(r[f'unpaired_{side}'])}")
+        print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} points")
+        for title in ("by_model", "by_layer", "by_m_range"):
+            _table(title, [{"group": k, **v} for k, v in r[title].items()], ["group", "geomean", "n"])
+        s = r["slowdowns"]
+        print(f"slowdowns: {s['count']} (mean {s['mean']:.3f}, worst {s['worst']:.3f})")
+        _write(a.out, r["pairs"])
+    elif a.cmd == "sums":
+        from .results import read_rows
+
+        text = sums_markdown(*layer_sums(read_rows(a.csv), a.csv))
+        print(text)
+        if a.out:
+            with atomic_write(a.out) as f:
+                f.write(text + "\n")
+    elif a.cmd == "dedup":
+        header, rows = read_aiter(a.csv)
+        best = dedup_aiter(header, rows)
+        with atomic_write(a.out, newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(best)
+        print(f"{len(rows)} rows -> {len(best)} (fastest per {', '.join(c for c in AITER_KEY if c in header)})")
+    else:
+        _, ra = read_aiter(a.a)
+        _, rb = read_aiter(a.b)
+        r = tuned_compare(ra, rb, a.model, a.tp)
+        print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} shapes")
+        if r["by_model"]:
+            _table("per model", [{"model": k, **v} for k, v in r["by_model"].items()], ["model", "geomean", "n"])
+        _write(a.out, r["pairs"])
+
+
+def _only(points: list[Point], backend: str | None, path: str) -> list[Point]:
+    if not backend:
+        return points
+    mine = [x for x in points if x.backend == backend]
+    if not mine:
+        have = sorted({x.backend for x in points})
+        raise ValueError(f"{path}: no ok row has backend {backend!r}; its backends: {', '.join(have) or 'none'}")
+    return mine
 
 
 if __name__ == "__main__":

@@ -11,10 +11,14 @@ import functools
 import torch
 
 from . import timing
+from ._ext import require_gpu
 
 
 @functools.lru_cache(maxsize=None)
 def copy_bandwidth_gbps(nbytes: int = 1 << 30) -> float:
+    require_gpu("tinygemm.ceilings.copy_bandwidth_gbps")  # not torch's "Torch not compiled with CUDA"
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 1:
+        raise ValueError(f"nbytes must be a positive integer; got {nbytes!r}")
     src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
     dst = torch.empty_like(src)
     t = timing.measure(lambda: dst.copy_(src), mode="event")
@@ -23,6 +27,9 @@ def copy_bandwidth_gbps(nbytes: int = 1 << 30) -> float:
 
 @functools.lru_cache(maxsize=None)
 def matmul_tflops(dtype: torch.dtype = torch.bfloat16, n: int = 8192) -> float:
+    require_gpu("tinygemm.ceilings.matmul_tflops")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
     a = torch.randn(n, n, device="cuda", dtype=dtype)
     b = torch.randn(n, n, device="cuda", dtype=dtype)
     t = timing.measure(lambda: a @ b, mode="event", l2="hot")

@@ -109,6 +109,36 @@ def check_shape(K: int, N: int, group_size: int) -> None:
         raise ValueError(f"K must be a multiple of group_size; got K = {K}, group_size = {group_size}")
 
 
+SCALE_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _check_tensor(t, name: str, dtypes: tuple, shape: tuple | None = None) -> None:
+    """A converter's argument: a tensor of one of `dtypes` and, when given, exactly `shape`."""
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
+    if t.dtype not in dtypes:
+        raise ValueError(f"{name} must be {' or '.join(str(d).removeprefix('torch.') for d in dtypes)}; "
+                         f"got {str(t.dtype).removeprefix('torch.')}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {tuple(t.shape)}")
+
+
+def check_quantized(qw: "QuantizedWeight") -> None:
+    """A QuantizedWeight's tensors agree with its shape and group size (converters read them blindly)."""
+    if not isinstance(qw, QuantizedWeight):
+        raise ValueError(f"expected a tinygemm QuantizedWeight; got {type(qw).__name__}")
+    K, N = qw.shape
+    check_shape(K, N, qw.group_size)
+    G = _groups(K, qw.group_size)
+    _check_tensor(qw.qweight, "qweight", (torch.int32,), (N // 16, K // 64, 32, 4))
+    _check_tensor(qw.scales, "scales", SCALE_DTYPES, (G, N))
+    if qw.zeros is not None:
+        _check_tensor(qw.zeros, "zeros", (qw.scales.dtype,), (G, N))
+    devices = {t.device for t in (qw.qweight, qw.scales, qw.zeros) if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"qweight, scales and zeros must be on one device; got {', '.join(map(str, devices))}")
+
+
 def _groups(K: int, group_size: int) -> int:
     return 1 if group_size == -1 else K // group_size
 
@@ -129,15 +159,23 @@ def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True,
     sdtype = w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.float16
     G = _groups(K, group_size)
     wg = w.float().reshape(G, K // G, N)
+    finite = torch.isfinite(wg)
+    if not bool(finite.all()):  # NaN or inf (or a float64 beyond fp32's range) would quantize to garbage
+        bad = (~finite).reshape(K, N).nonzero()
+        k, n = (int(v) for v in bad[0])
+        raise ValueError(f"quantize: the weight has {bad.shape[0]} non-finite value(s) (NaN, inf, or beyond fp32's "
+                         f"range), the first at [k={k}, n={n}] = {float(w[k, n])}")
     if symmetric:
         amax = wg.abs().amax(dim=1)
         s = torch.where(amax > 0, amax / 7.0, torch.ones_like(amax)).to(sdtype)
+        _check_scales(amax / 7.0, s, amax > 0)
         q = torch.clamp(torch.round(wg / s.float()[:, None, :]) + 8, 0, 15)
         z = None
     else:
         lo = wg.amin(dim=1).clamp(max=0)
         hi = wg.amax(dim=1).clamp(min=0)
         s = torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(hi)).to(sdtype)
+        _check_scales((hi - lo) / 15.0, s, hi > lo)
         zf = torch.clamp(torch.round(-lo / s.float()), 0, 15)
         q = torch.clamp(torch.round(wg / s.float()[:, None, :]) + zf[:, None, :], 0, 15)
         z = zf.to(sdtype)
@@ -145,8 +183,35 @@ def quantize(w: torch.Tensor, group_size: int = 128, symmetric: bool = True,
     return QuantizedWeight(pack(q, layout), s.contiguous(), z, (K, N), group_size, layout)
 
 
+# A stored scale may differ from the exact one by at most this fraction: 8x the rounding of bf16's
+# normal numbers, so only an underflow to a subnormal or to zero trips it (fp16's subnormals below
+# ~4e-6), where every weight of the group would come out scaled wrong by more than ~1 %.
+SCALE_REL_TOL = 2.0**-7
+
+
+def _check_scales(exact: torch.Tensor, stored: torch.Tensor, used: torch.Tensor) -> None:
+    """The scales' dtype must hold every scale: one that overflows to inf or underflows to zero or a
+    coarse subnormal (fp32 weights x 1e6 or x 1e-9 into fp16 scales) is an error, not garbage weights."""
+    fi = torch.finfo(stored.dtype)
+    name = str(stored.dtype).removeprefix("torch.")
+    st = stored.float()
+    over = used & ~torch.isfinite(st)
+    if bool(over.any()):
+        raise ValueError(f"quantize: {int(over.sum())} scale(s) overflow {name} (largest "
+                         f"{float(exact[over].max()):.4g} > {fi.max:.4g}); quantize the weight as bfloat16, or "
+                         "rescale it")
+    under = used & ((st - exact).abs() > SCALE_REL_TOL * exact)
+    if bool(under.any()):
+        raise ValueError(f"quantize: {int(under.sum())} scale(s) underflow {name} (smallest "
+                         f"{float(exact[under].min()):.4g}; {name}'s smallest normal number is {fi.tiny:.4g}); "
+                         "quantize the weight as bfloat16, or rescale it")
+
+
 def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:
     """W[K, N] = (q - z) * s, computed in fp32 and returned in `dtype` (default: the scales')."""
+    check_quantized(qw)
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise ValueError(f"dequantize: dtype must be a floating-point torch.dtype; got {dtype}")
     K, N = qw.shape
     q = qw.unpack().float().reshape(qw.num_groups, -1, N)
     z = qw.zeros.float()[:, None, :] if qw.zeros is not None else 8.0
@@ -180,6 +245,10 @@ def _check_layout(layout: str) -> None:
 def pack(q: torch.Tensor, layout: str = LAYOUT) -> torch.Tensor:
     """uint8 q[K, N] (values 0..15) -> int32 [N/16, K/64, 32, 4] in one of tinygemm's layouts."""
     K, N = q.shape
+    if q.is_floating_point() or q.is_complex():
+        raise ValueError(f"pack expects an integer tensor q[K, N]; got {q.dtype}")
+    if q.numel() and (int(q.min()) < 0 or int(q.max()) > 15):  # a wider value would spill into a neighbour
+        raise ValueError(f"pack: values must be in 0..15; got {int(q.min())}..{int(q.max())}")
     check_shape(K, N, -1)
     _check_layout(layout)
     if layout == LAYOUT_SM90:
@@ -196,6 +265,8 @@ def pack(q: torch.Tensor, layout: str = LAYOUT) -> torch.Tensor:
 
 def unpack(words: torch.Tensor, K: int, N: int, layout: str = LAYOUT) -> torch.Tensor:
     """The inverse of pack: int32 [N/16, K/64, 32, 4] -> uint8 q[K, N]."""
+    check_shape(K, N, -1)
+    _check_tensor(words, "packed weights", (torch.int32,))
     expected = (N // 16, K // 64, 32, 4)
     if tuple(words.shape) != expected:
         raise ValueError(f"packed weights for K={K}, N={N} must have shape {expected}; got {tuple(words.shape)}")
@@ -236,6 +307,9 @@ def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor
     GPTQ's v1 checkpoints store zero - 1 (`zero_offset=1`, what AutoGPTQ and vLLM's loaders expect);
     pass 0 for the v2 convention. Symmetric weights store z = 8.
     """
+    check_quantized(qw)
+    if zero_offset not in (0, 1) or isinstance(zero_offset, bool):
+        raise ValueError(f"zero_offset must be 1 (GPTQ v1) or 0 (v2); got {zero_offset!r}")
     K, N = qw.shape
     z = qw.zeros.to(torch.int32) if qw.zeros is not None else torch.full(
         (qw.num_groups, N), 8, dtype=torch.int32, device=qw.device)
@@ -250,6 +324,14 @@ def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor
 def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, group_size: int,
               zero_offset: int = 1, g_idx: torch.Tensor | None = None) -> QuantizedWeight:
     """A GPTQ checkpoint's tensors to tinygemm's layout (symmetric when every zero point is 8)."""
+    # dtypes first: float or uint8 words unpack to other numbers without an error
+    _check_tensor(qweight, "qweight", (torch.int32,))
+    _check_tensor(qzeros, "qzeros", (torch.int32,))
+    _check_tensor(scales, "scales", SCALE_DTYPES)
+    if qweight.dim() != 2:
+        raise ValueError(f"qweight must be 2-D [K/8, N]; got shape {tuple(qweight.shape)}")
+    if zero_offset not in (0, 1) or isinstance(zero_offset, bool):
+        raise ValueError(f"zero_offset must be 1 (GPTQ v1) or 0 (v2); got {zero_offset!r}")
     K, N = qweight.shape[0] * 8, qweight.shape[1]
     check_shape(K, N, group_size)
     G = _groups(K, group_size)
@@ -257,7 +339,15 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
         raise ValueError(f"scales must be [K/group_size, N] = {(G, N)}; got {tuple(scales.shape)}")
     if tuple(qzeros.shape) != (G, N // 8):
         raise ValueError(f"qzeros must be [K/group_size, N/8] = {(G, N // 8)}; got {tuple(qzeros.shape)}")
+    if len({qweight.device, qzeros.device, scales.device}) > 1:
+        raise ValueError(f"qweight, qzeros and scales must be on one device; got {qweight.device}, {qzeros.device}, "
+                         f"{scales.device}")
     if g_idx is not None:
+        if not isinstance(g_idx, torch.Tensor) or g_idx.is_floating_point() or g_idx.dim() != 1:
+            raise ValueError(f"g_idx must be a 1-D integer tensor; got {getattr(g_idx, 'dtype', type(g_idx).__name__)} "
+                             f"of shape {tuple(getattr(g_idx, 'shape', ()))}")
+        if g_idx.numel() != K:
+            raise ValueError(f"g_idx must have one entry per row of the weight, K = {K}; got {g_idx.numel()}")
         trivial = torch.arange(K, device=g_idx.device) // (K if group_size == -1 else group_size)
         if not torch.equal(g_idx.to(trivial.dtype), trivial):
             raise ValueError("act-order checkpoints (a g_idx that is not k // group_size) are not supported: "
@@ -295,6 +385,10 @@ def to_int4pack(qw: QuantizedWeight, inner_k_tiles: int = 8) -> tuple[torch.Tens
     torch computes w = (q - 8) * scale + zero, so zero = (8 - z) * scale. Needs group_size in
     {32, 64, 128} here (torch also takes 256), K % (inner_k_tiles * 16) == 0 and a CUDA tensor.
     """
+    check_quantized(qw)
+    if not qw.qweight.is_cuda:  # torch's _convert_weight_to_int4pack has no CPU kernel: say so, not torch's error
+        raise ValueError(f"to_int4pack needs the weight on a GPU (torch's int4pack conversion runs on CUDA only); "
+                         f"got device {qw.qweight.device}: call qw.to('cuda') first")
     K, N = qw.shape
     if qw.group_size not in (32, 64, 128):
         raise ValueError(f"torch's int4pack kernel takes group sizes 32/64/128/256; got {qw.group_size}")

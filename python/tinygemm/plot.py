@@ -9,12 +9,12 @@ over fp16 vs N, the dequant breakdown (dequant / matmul / fused INT4), and a roo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import defaultdict
 
 from . import analyze
+from .cli_errors import check_output_dir, exit_2_on_bad_input, read_json
 
 INT4 = ("tinygemm_cuda", "tinygemm_triton", "marlin_uint4b8", "torch_int4pack")
 
@@ -45,6 +45,10 @@ def _label(shape) -> str:
 
 
 def utilization_vs_batch(points, out_dir, threshold=0.85) -> list[str]:
+    import math
+
+    if not any(math.isfinite(p.util) for p in points):
+        return []  # no tflops or pct_peak_flops column: nothing to draw (matplotlib would fail on log axes)
     plt = _plt()
     cliffs = analyze.find_cliffs(points, threshold)
     fig, ax = plt.subplots(figsize=(10, 5))
@@ -156,33 +160,77 @@ def roofline(rows: list[dict], out_dir, copy_gbps: float | None, matmul_tflops: 
     return _save(fig, out_dir, "roofline")
 
 
-def all_plots(csv_path: str, out_dir: str, ceilings: dict | None = None) -> list[str]:
-    os.makedirs(out_dir, exist_ok=True)
-    points = analyze.load(csv_path)
-    files = utilization_vs_batch(points, out_dir) + latency_vs_m(points, out_dir)
-    files += int4_speedup_vs_n(points, out_dir) + dequant_breakdown(points, out_dir)
-    try:
-        from .results import read_rows
+# every file all_plots may write (which ones it does depends on the backends in the CSV)
+PLOTS = ("utilization_vs_batch", "latency_vs_m", "int4_speedup_vs_n", "dequant_breakdown", "roofline")
 
+
+def plot_files(out_dir: str) -> list[str]:
+    return [os.path.join(out_dir, f"{n}.{ext}") for n in PLOTS for ext in ("png", "svg")]
+
+
+def all_plots(csv_path: str, out_dir: str, ceilings: dict | None = None) -> list[str]:
+    """Every plot, all or nothing: drawn into a temporary directory inside out_dir, moved into place
+    only when all succeeded (a failure leaves no partial figure)."""
+    import tempfile
+
+    points = analyze.load(csv_path)
+    if not points:
+        raise ValueError(f"{csv_path}: no ok rows to plot")
+    from .results import read_rows
+
+    try:
         rows = [r for r in read_rows(csv_path) if r.get("op") != "prepare"]
-        c = ceilings or {}
-        files += roofline(rows, out_dir, c.get("copy_gbps"), c.get("matmul_tflops"))
     except ValueError:
-        pass  # seed-format CSVs have no bytes column: no roofline
-    return files
+        rows = []  # seed-format CSVs have no bytes column: no roofline
+    c = ceilings or {}
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=out_dir, prefix=".plots-")
+    try:
+        files = utilization_vs_batch(points, tmp) + latency_vs_m(points, tmp)
+        files += int4_speedup_vs_n(points, tmp) + dequant_breakdown(points, tmp)
+        try:
+            files += roofline(rows, tmp, c.get("copy_gbps"), c.get("matmul_tflops"))
+        except ValueError:
+            pass  # a non-numeric tflops or gbps column: no roofline
+        out = []
+        for f in files:
+            dest = os.path.join(out_dir, os.path.basename(f))
+            os.replace(f, dest)
+            out.append(dest)
+        return out
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_ceilings(meta_path: str) -> dict | None:
+    """results.json's measured ceilings (positive numbers), or None when there is no results.json."""
+    if not os.path.exists(meta_path):
+        return None
+    c = read_json(meta_path, ("measured_ceilings",)).get("measured_ceilings") or {}
+    for k in ("copy_gbps", "matmul_tflops"):
+        v = c.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            raise ValueError(f"{meta_path}: measured_ceilings.{k} must be a positive number; got {v!r}")
+    return c
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tinygemm.plot")
     p.add_argument("csv")
     p.add_argument("--out", default="plots")
+    p.add_argument("--force", action="store_true", help="overwrite plots already in OUT")
     a = p.parse_args(argv)
-    meta = os.path.join(os.path.dirname(os.path.abspath(a.csv)), "results.json")
-    ceil = json.load(open(meta)).get("measured_ceilings") if os.path.exists(meta) else None
-    try:
+    with exit_2_on_bad_input(p.prog):
+        # every output is checked before any work starts
+        check_output_dir(a.out)
+        existing = [f for f in plot_files(a.out) if os.path.exists(f)]
+        if existing and not a.force:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise ValueError(f"{existing[0]} exists{more}; pass --force to overwrite")
+        ceil = read_ceilings(os.path.join(os.path.dirname(os.path.abspath(a.csv)), "results.json"))
         files = all_plots(a.csv, a.out, ceil)
-    except ValueError as e:
-        p.error(str(e))
     print("\n".join(files))
     return 0
 

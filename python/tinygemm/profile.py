@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 
+from .cli_errors import atomic_write, check_output, exit_2_on_bad_input, read_text
+
 DEFAULT_METRICS = [
     "gpu__time_duration.sum",
     "dram__throughput.avg.pct_of_peak_sustained_elapsed",
@@ -56,12 +58,18 @@ def parse_ncu_csv(text: str) -> list[dict]:
     lines = [ln for ln in text.splitlines() if ln.startswith('"')]
     if not lines:
         return []
+    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    missing = [c for c in ("ID", "Kernel Name", "Metric Name", "Metric Value") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"ncu's CSV lacks the columns {', '.join(missing)} (is it ncu --csv output?)")
     kernels: dict[str, dict] = {}
-    for r in csv.DictReader(io.StringIO("\n".join(lines))):
+    for r in reader:
+        if not (r["ID"] or "").strip().isdigit():
+            raise ValueError(f"ncu's CSV has a non-integer kernel ID {r['ID']!r}")
         k = kernels.setdefault(r["ID"], {"id": int(r["ID"]), "kernel": r["Kernel Name"], "grid": r.get("Grid Size", ""),
                                          "block": r.get("Block Size", "")})
-        unit = r.get("Metric Unit", "")
-        value = r["Metric Value"].replace(",", "")
+        unit = r.get("Metric Unit") or ""
+        value = (r["Metric Value"] or "").replace(",", "")
         try:
             v = float(value)
         except ValueError:
@@ -70,7 +78,7 @@ def parse_ncu_csv(text: str) -> list[dict]:
             scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3,
                      "s": 1e6, "second": 1e6}
             if unit not in scale:
-                raise ValueError(f"unknown ncu time unit {unit!r}")
+                raise ValueError(f"unknown ncu time unit {unit!r} (known: {', '.join(scale)})")
             v = v * scale[unit]
             k["gpu__time_duration.sum_us"] = v
         else:
@@ -89,16 +97,24 @@ def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = 
                            text=True)
         if r.returncode != 0:
             raise RuntimeError(f"ncu failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
-        with open(log) as f:
-            return parse_ncu_csv(f.read())
+        return parse_ncu_csv(read_text(log))
 
 
 def parse_rocprof_csv(text: str) -> list[dict]:
     """rocprofv3 --kernel-trace CSV -> [{kernel, gpu__time_duration.sum_us}]."""
     out = []
-    for i, r in enumerate(csv.DictReader(io.StringIO(text))):
-        out.append({"id": i, "kernel": r["Kernel_Name"],
-                    "gpu__time_duration.sum_us": (int(r["End_Timestamp"]) - int(r["Start_Timestamp"])) / 1e3})
+    reader = csv.DictReader(io.StringIO(text))
+    need = ("Kernel_Name", "Start_Timestamp", "End_Timestamp")
+    missing = [c for c in need if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"rocprofv3's kernel trace lacks the columns {', '.join(missing)}")
+    for i, r in enumerate(reader):
+        try:
+            t = (int(r["End_Timestamp"]) - int(r["Start_Timestamp"])) / 1e3
+        except (TypeError, ValueError):
+            raise ValueError(f"rocprofv3's kernel trace row {i + 1}: timestamps must be integers; got "
+                             f"{r['Start_Timestamp']!r}, {r['End_Timestamp']!r}") from None
+        out.append({"id": i, "kernel": r["Kernel_Name"], "gpu__time_duration.sum_us": t})
     return out
 
 
@@ -114,8 +130,7 @@ def run_rocprof(cmd: list[str]) -> list[dict]:
         for root, _, files in os.walk(d):
             for f in files:
                 if f.endswith("kernel_trace.csv"):
-                    with open(os.path.join(root, f)) as fh:
-                        return parse_rocprof_csv(fh.read())
+                    return parse_rocprof_csv(read_text(os.path.join(root, f)))
     raise RuntimeError("rocprofv3 wrote no kernel_trace.csv")
 
 
@@ -124,6 +139,9 @@ def region(name: str = "tinygemm"):
     """Profile the Python code inside (cudaProfilerStart/Stop + an NVTX range), for ncu --profile-from-start off."""
     import torch
 
+    from ._ext import require_gpu
+
+    require_gpu("tinygemm.profile.region()")  # a clear error, not torch's assertion, on a CPU machine
     torch.cuda.synchronize()
     torch.cuda.profiler.start()
     torch.cuda.nvtx.range_push(name)
@@ -137,35 +155,49 @@ def region(name: str = "tinygemm"):
 
 def write_csv(rows: list[dict], path: str | None) -> None:
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    f = open(path, "w", newline="") if path else sys.stdout
-    w = csv.DictWriter(f, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    if path:
-        f.close()
+    if not path:
+        w = csv.DictWriter(sys.stdout, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+        return
+    with atomic_write(path, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+USAGE = "python -m tinygemm.profile {ncu,rocprof} [options] -- PROGRAM [ARGS]"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        print("usage: python -m tinygemm.profile {ncu,rocprof} [--metrics a,b] [-o OUT.csv] -- PROGRAM [ARGS]",
-              file=sys.stderr)
-        return 2
-    i = argv.index("--")
-    p = argparse.ArgumentParser(prog="python -m tinygemm.profile")
+    p = argparse.ArgumentParser(prog="python -m tinygemm.profile", usage=USAGE, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tool", choices=["ncu", "rocprof"])
-    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
-    p.add_argument("-o", "--output", default=None)
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated ncu metrics")
+    p.add_argument("-o", "--output", default=None, help="write the CSV here (default: stdout)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output")
     p.add_argument("--replay", choices=NCU_REPLAY_MODES, default="kernel",
                    help="ncu only: a result per kernel, or the whole profiled window as one (range)")
     p.add_argument("--cache", choices=["all", "none"], default="all",
                    help="ncu only: flush the caches before each replay (all, cold) or leave them (none)")
-    a = p.parse_args(argv[:i])
+    i = argv.index("--") if "--" in argv else len(argv)
+    if "--" not in argv and not {"-h", "--help"} & set(argv):
+        print(f"usage: {USAGE}", file=sys.stderr)
+        return 2
+    a = p.parse_args(argv[:i])  # --help (before any --) prints the full help and exits 0
     cmd = argv[i + 1:]
     if not cmd:
         p.error("no program after --")
+    with exit_2_on_bad_input(p.prog):
+        if a.output:
+            check_output(a.output, a.force)  # before the profiler runs
+        metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]
+        if not metrics:
+            raise ValueError("--metrics names no metric")
     try:
-        rows = run_ncu(cmd, a.metrics.split(","), replay=a.replay, cache=a.cache) if a.tool == "ncu" else run_rocprof(cmd)
+        with exit_2_on_bad_input(p.prog):  # an unreadable or unexpected profiler CSV
+            rows = run_ncu(cmd, metrics, replay=a.replay, cache=a.cache) if a.tool == "ncu" else run_rocprof(cmd)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -173,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the profiler captured no kernel (does the program bracket its work with "
               "cudaProfilerStart/Stop, e.g. the binaries' --profile?)", file=sys.stderr)
         return 1
-    write_csv(rows, a.output)
+    with exit_2_on_bad_input(p.prog):
+        write_csv(rows, a.output)
     return 0
 
 

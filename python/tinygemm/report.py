@@ -12,6 +12,7 @@ import tempfile
 from collections import defaultdict
 
 from . import analyze, plot
+from .cli_errors import atomic_write, check_output, exit_2_on_bad_input, read_json
 from .results import read_rows
 
 
@@ -38,7 +39,8 @@ def render(results_dir: str) -> str:
     csv_path = os.path.join(results_dir, "results.csv")
     rows = read_rows(csv_path)
     meta_path = os.path.join(results_dir, "results.json")
-    meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+    meta = read_json(meta_path, ("device", "measured_ceilings", "versions")) if os.path.exists(meta_path) else {}
+    plot.read_ceilings(meta_path)  # numbers, or an error naming the file
     points = analyze.load(csv_path)
     # best backend per (shape, M), and per-backend summed time at each M
     best = {}
@@ -62,7 +64,7 @@ def render(results_dir: str) -> str:
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
         "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style>",
         f"<h1>tinygemm report: {html.escape(str(dev.get('name', '')))}</h1>",
-        f"<p>{html.escape(meta.get('command', ''))}<br>created {html.escape(str(meta.get('created', '')))}; "
+        f"<p>{html.escape(str(meta.get('command', '')))}<br>created {html.escape(str(meta.get('created', '')))}; "
         f"versions {html.escape(json.dumps(meta.get('versions', {})))}<br>measured ceilings "
         f"{html.escape(json.dumps(meta.get('measured_ceilings', {})))}</p>",
         "<h2>Who is fastest</h2>", _table(summary, ["backend", "fastest at (shape, M) points"]),
@@ -87,13 +89,14 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     out = a.out or os.path.join(a.results_dir, "report.html")
-    if os.path.exists(out) and not a.force:
-        p.error(f"{out} exists; pass --force to overwrite it")
-    try:
+    with exit_2_on_bad_input(p.prog):
+        if not os.path.isdir(a.results_dir):
+            raise ValueError(f"{a.results_dir}: " + ("is not a directory (give a bench output directory)"
+                                                      if os.path.exists(a.results_dir) else "no such directory"))
+        check_output(out, a.force)  # before any work
         text = render(a.results_dir)
-    except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
-    open(out, "w").write(text)
+        with atomic_write(out) as f:
+            f.write(text)
     print(out)
     return 0
 

@@ -50,13 +50,15 @@ def _fmt(v):
 
 
 def read_rows(path: str, required: tuple[str, ...] = ("backend", "M", "N", "K", "time_us")) -> list[dict]:
-    """Rows of a tidy results CSV; a foreign CSV gets an error naming the missing columns."""
-    with open(path, newline="") as f:
-        r = csv.DictReader(f)
-        missing = [c for c in required if c not in (r.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} is not a tinygemm results CSV: missing columns {', '.join(missing)}")
-        return list(r)
+    """Rows of a tidy results CSV; a foreign CSV gets an error naming the missing columns (and an
+    unreadable one, an error naming the path: cli_errors.read_csv)."""
+    from .cli_errors import read_csv
+
+    header, rows = read_csv(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{path} is not a tinygemm results CSV: missing columns {', '.join(missing)}")
+    return rows
 
 
 def done_keys(path: str) -> set[tuple]:
@@ -96,7 +98,9 @@ def write_dicts(path: str, rows: list[dict]) -> None:
 
 
 def write_json(path: str, data: dict) -> None:
-    with open(path, "w") as f:
+    from .cli_errors import atomic_write
+
+    with atomic_write(path) as f:  # a crash mid-write leaves the previous file, not half of one
         json.dump(data, f, indent=2, default=str)
 
 

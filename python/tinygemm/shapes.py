@@ -172,8 +172,14 @@ NAMED_BATCHES = {
 }
 
 
-def parse_batches(spec: str) -> list[int]:
-    """'decode' | 'vllm' | ... | 'a:b:step' (inclusive) | '1,2,4,8' -> sorted unique batch sizes."""
+# Batch lists are built in memory (and x[M, K] on the GPU): a typo such as 1:10000000000 is refused
+# from its length, before any list exists.
+MAX_BATCH = 1 << 20          # the largest M (the binaries' --m limit)
+MAX_BATCH_SIZES = 200_000    # sizes in one batch list
+
+
+def _batches(spec: str) -> "range | list[int]":
+    """A batch spec as a range (lazy, so its length is known without building it) or a sorted list."""
     spec = spec.strip()
     if spec in NAMED_BATCHES:
         return list(NAMED_BATCHES[spec])
@@ -186,14 +192,24 @@ def parse_batches(spec: str) -> list[int]:
             step = parts[2] if len(parts) == 3 else 1
             if a < 1 or b < a or step < 1:
                 raise ValueError
-            return list(range(a, b + 1, step))
-        values = sorted({int(p) for p in spec.split(",") if p.strip()})
+            values = range(a, b + 1, step)
+        else:
+            values = sorted({int(p) for p in spec.split(",") if p.strip()})
     except ValueError:
         raise ValueError(f"batch list {spec!r} must be one of {', '.join(NAMED_BATCHES)}, a range a:b[:step] "
                          "with 1 <= a <= b, or a comma-separated list of positive integers") from None
-    if not values or values[0] < 1:
+    if not len(values) or values[0] < 1:
         raise ValueError(f"batch sizes must be positive integers; got {spec!r}")
+    if values[-1] > MAX_BATCH:
+        raise ValueError(f"batch list {spec!r} goes up to M = {values[-1]:,}; the largest supported is {MAX_BATCH:,}")
+    if len(values) > MAX_BATCH_SIZES:
+        raise ValueError(f"batch list {spec!r} has {len(values):,} sizes; at most {MAX_BATCH_SIZES:,}")
     return values
+
+
+def parse_batches(spec: str) -> list[int]:
+    """'decode' | 'vllm' | ... | 'a:b:step' (inclusive) | '1,2,4,8' -> sorted unique batch sizes."""
+    return list(_batches(spec))
 
 
 def parse_custom_shapes(spec: str) -> list[tuple[int, int, int]]:
@@ -206,6 +222,8 @@ def parse_custom_shapes(spec: str) -> list[tuple[int, int, int]]:
             raise ValueError(f"shape {part!r} must be 'M,K,N' with three integers") from None
         if min(m, k, n) < 1:
             raise ValueError(f"shape {part!r}: M, K and N must be positive")
+        if max(m, k, n) > MAX_BATCH:
+            raise ValueError(f"shape {part!r}: M, K and N must be at most {MAX_BATCH:,}")
         out.append((m, k, n))
     if not out:
         raise ValueError(f"no shapes in {spec!r}; write them as 'M,K,N;M,K,N'")
@@ -219,6 +237,8 @@ def parse_kn(spec: str) -> tuple[int, int]:
         raise ValueError(f"--kn {spec!r} must be 'K,N' with two integers") from None
     if min(k, n) < 1:
         raise ValueError(f"--kn {spec!r}: K and N must be positive")
+    if max(k, n) > MAX_BATCH:
+        raise ValueError(f"--kn {spec!r}: K and N must be at most {MAX_BATCH:,}")
     return k, n
 
 
@@ -258,29 +278,27 @@ def _main(argv: list[str] | None = None) -> int:
     ai.add_argument("-o", "--output", default=None, help="output CSV (default: a8w8[_bpreshuffle]_untuned_gemm.csv)")
     ai.add_argument("--force", action="store_true", help="overwrite an existing output")
     a = p.parse_args(argv)
-    try:
+    from .cli_errors import atomic_write, check_output, exit_2_on_bad_input
+
+    with exit_2_on_bad_input(p.prog):
         if a.cmd == "list":
+            shapes = select(a.model, a.tp, a.module)  # validated before the header is printed
             w = csv.writer(sys.stdout)
             w.writerow(["model", "layer", "tp", "K", "N"])
-            for s in select(a.model, a.tp, a.module):
+            for s in shapes:
                 w.writerow([s.model, s.layer, s.tp, s.K, s.N])
             return 0
+        out = a.output or ("a8w8_untuned_gemm.csv" if a.kind == "ck" else "a8w8_bpreshuffle_untuned_gemm.csv")
+        check_output(out, a.force)  # before any work
         m_list = AITER_M_LISTS.get(a.m_list) or parse_batches(a.m_list)
         qd = a.q_dtype_w or "torch.float8_e4m3fnuz"
         rows = aiter_rows(a.model, a.tp, m_list, qd)
-        out = a.output or ("a8w8_untuned_gemm.csv" if a.kind == "ck" else "a8w8_bpreshuffle_untuned_gemm.csv")
-        import os
-
-        if os.path.exists(out) and not a.force:
-            raise ValueError(f"{out} exists; pass --force to overwrite it")
-        with open(out, "w", newline="") as f:
+        with atomic_write(out, newline="") as f:
             w = csv.DictWriter(f, fieldnames=["M", "N", "K", "q_dtype_w"])
             w.writeheader()
             w.writerows(rows)
         print(f"wrote {len(rows)} shapes to {out}")
         return 0
-    except ValueError as e:
-        p.error(str(e))
 
 
 if __name__ == "__main__":

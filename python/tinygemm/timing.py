@@ -17,6 +17,8 @@ labelled "cold" only when the rotation reads more than twice the L2 between reus
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -72,10 +74,8 @@ def options(
         raise ValueError(f"l2 must be 'cold' or 'hot'; got {l2!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}; got {mode!r}")
-    if not target > 0:
-        raise ValueError(f"target must be > 0; got {target}")
-    if not 1 <= min_samples <= max_samples:
-        raise ValueError(f"need 1 <= min_samples <= max_samples; got {min_samples} and {max_samples}")
+    check_options(target, min_samples, max_samples, budget_ms, warmup_ms, graph_threshold_us, graph_launches,
+                  flush_bytes)
     o = _C.TimerOptions()
     o.l2 = getattr(_C.L2Mode, l2)
     o.mode = getattr(_C.TimingMode, mode)
@@ -88,6 +88,40 @@ def options(
     o.graph_launches = graph_launches
     o.flush_bytes = flush_bytes
     return o
+
+
+MAX_SAMPLES = 1_000_000
+
+
+def check_options(target: float = 0.01, min_samples: int = 10, max_samples: int = 2000, budget_ms: float = 2000.0,
+                  warmup_ms: float = 10.0, graph_threshold_us: float = 10.0, graph_launches: int = 0,
+                  flush_bytes: int = 0, flags: bool = False) -> None:
+    """The numeric options' ranges (the harness would loop, hang or divide by them); with flags=True
+    the errors name the command-line flags (--min-samples) instead of the keywords."""
+    def name(n: str) -> str:
+        return "--" + n.replace("_", "-") if flags else n
+
+    def real(n: str, v, lo: float, lo_open: bool, hi: float = math.inf) -> None:
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v <= hi and (
+            v > lo if lo_open else v >= lo)
+        if not ok:
+            rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else "")
+            raise ValueError(f"{name(n)} must be a finite number {rng}; got {v!r}")
+
+    def integer(n: str, v, lo: int, hi: int) -> None:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"{name(n)} must be an integer in [{lo}, {hi}]; got {v!r}")
+
+    real("target", target, 0, True, 1.0)
+    integer("min_samples", min_samples, 1, MAX_SAMPLES)
+    integer("max_samples", max_samples, 1, MAX_SAMPLES)
+    if min_samples > max_samples:
+        raise ValueError(f"need {name('min_samples')} <= {name('max_samples')}; got {min_samples} and {max_samples}")
+    real("budget_ms", budget_ms, 0, True)
+    real("warmup_ms", warmup_ms, 0, False)
+    real("graph_threshold_us", graph_threshold_us, 0, False)
+    integer("graph_launches", graph_launches, 0, 1 << 20)
+    integer("flush_bytes", flush_bytes, 0, 1 << 40)
 
 
 def timer() -> "_C.Timer":

@@ -25,11 +25,13 @@ def parse_args(argv: list[str] | None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("shapes")
     g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B); known: {', '.join(S.MODELS)}")
-    g.add_argument("--tp", nargs="+", type=int, default=[1], help="tensor-parallel sizes (default 1)")
-    g.add_argument("--module", default="all", help=f"one layer or 'all': {', '.join(S.LAYERS)}")
+    # --tp, --module and --batches default to None so a flag that would be ignored can be told from a
+    # default (bench/checks.py); build_plan fills in 1, all and vllm
+    g.add_argument("--tp", nargs="+", type=int, default=None, help="tensor-parallel sizes (default 1)")
+    g.add_argument("--module", default=None, help=f"one layer or 'all' (default): {', '.join(S.LAYERS)}")
     g.add_argument("--shapes", default=None, help="custom GEMMs 'M,K,N;M,K,N' (instead of models)")
     g.add_argument("--kn", action="append", default=None, help="custom weight 'K,N' (repeatable), with --batches")
-    g.add_argument("--batches", default="vllm",
+    g.add_argument("--batches", default=None,
                    help=f"{', '.join(S.NAMED_BATCHES)}, a range a:b[:step] or a list (default vllm)")
     g = p.add_argument_group("backends")
     g.add_argument("--backends", default="default",
@@ -66,33 +68,40 @@ def parse_args(argv: list[str] | None):
 def build_plan(a) -> list:
     from .runner import Shape
 
-    batches = S.parse_batches(a.batches)
-    if a.shapes:
+    if a.shapes is not None:
         if a.model or a.kn:
             raise ValueError("--shapes replaces --model and --kn; give only one of them")
         by_kn: dict[tuple[int, int], list[int]] = {}
         for m, k, n in S.parse_custom_shapes(a.shapes):
             by_kn.setdefault((k, n), []).append(m)
         return [Shape("custom", "custom", 1, k, n, sorted(set(ms))) for (k, n), ms in by_kn.items()]
+    batches = S.parse_batches(a.batches or "vllm")
     plan = [Shape("custom", "custom", 1, *S.parse_kn(kn), batches) for kn in (a.kn or [])]
     if a.model or not a.kn:
         seen = set()
-        for s in S.select(a.model or ["Llama-3-8B"], a.tp, a.module):
+        for s in S.select(a.model or ["Llama-3-8B"], a.tp or [1], a.module or "all"):
             if (s.model, s.tp, s.K, s.N) not in seen:  # a layer repeated in one model/tp is measured once
                 seen.add((s.model, s.tp, s.K, s.N))
                 plan.append(Shape(s.model, s.layer, s.tp, s.K, s.N, batches))
     return plan
 
 
+def backend_names(spec: str, reg: dict) -> list[str]:
+    """The names --backends asks for; an unknown or empty one is a ValueError (before any GPU check)."""
+    if spec in ("default", "all"):
+        return [n for n, b in reg.items() if spec == "all" or b.default]
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in reg]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+    if not names:
+        raise ValueError(f"--backends {spec!r} names no backend; known: {', '.join(reg)}")
+    return names
+
+
 def select_backends(spec: str, reg: dict) -> tuple[list, list[tuple[str, str]]]:
     """(usable backends, [(name, why not)] for the asked-for ones that cannot run here)."""
-    if spec in ("default", "all"):
-        names = [n for n, b in reg.items() if spec == "all" or b.default]
-    else:
-        names = [n.strip() for n in spec.split(",") if n.strip()]
-        unknown = [n for n in names if n not in reg]
-        if unknown:
-            raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+    names = backend_names(spec, reg)
     usable, off = [], []
     for n in names:
         why = reg[n].unavailable()
@@ -125,10 +134,20 @@ def list_backends(reg: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser, a = parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    try:
+    from ..backends import registry
+    from ..cli_errors import exit_2_on_bad_input
+    from . import checks
+
+    # every check that needs no GPU, before the GPU check (and in --dry-run)
+    with exit_2_on_bad_input(parser.prog):
+        checks.check_flags(a)
+        checks.check_timing(a)
         plan = build_plan(a)
-    except ValueError as e:
-        parser.error(str(e))
+        checks.check_plan_size(sum(len(s.batches) for s in plan))
+        reg = registry()
+        backend_names(a.backends, reg)
+        if not a.dry_run and not a.list_backends:
+            checks.check_out(a)
     if a.dry_run:
         n = sum(len(s.batches) for s in plan)
         print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
@@ -141,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .. import _C, ceilings, gpus, results
     from .._ext import gpu_available
-    from ..backends import registry
 
-    reg = registry()
     if a.list_backends:
         return list_backends(reg)
     if not gpu_available():
@@ -151,17 +168,17 @@ def main(argv: list[str] | None = None) -> int:
               "toolkit or ROCm present)" if _C.gpu_backend == "cpu" else "no GPU is visible to torch"),
               file=sys.stderr)
         return 2
-    try:
-        backends, off = select_backends(a.backends, reg)
-    except ValueError as e:
-        parser.error(str(e))
+    backends, off = select_backends(a.backends, reg)
     dev = _C.device_info()
     out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}")
-    os.makedirs(out, exist_ok=True)
     csv_path = os.path.join(out, "results.csv")
-    if os.path.exists(csv_path) and not (a.resume or a.force):
-        parser.error(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
-    done = results.done_keys(csv_path) if a.resume else set()
+    with exit_2_on_bad_input(parser.prog):
+        os.makedirs(out, exist_ok=True)
+        if os.path.exists(csv_path) and not (a.resume or a.force):
+            raise ValueError(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
+        done = results.done_keys(csv_path) if a.resume else set()
+        json_path = os.path.join(out, "results.json")
+        first_run = checks.read_resumed(json_path) if a.resume and os.path.exists(json_path) else None
 
     from rich.console import Console
 
@@ -218,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
         "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted,
         "backend_extra": stats.backend_extra})
-    results.write_json(os.path.join(out, "results.json"), meta)
+    if first_run is not None:
+        meta = checks.merge_resumed(first_run, meta)
+    results.write_json(json_path, meta)
     if a.export_seed:
         rows = results.read_rows(csv_path)
         files = results.export_seed(rows, out, dev.name, torch.__version__, meta["versions"]["vllm"])
