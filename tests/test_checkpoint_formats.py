@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tinygemm
-from tinygemm import formats
+from tinygemm import checkpoints, formats
 from tinygemm.reference import rel_error
 
 
@@ -149,6 +149,18 @@ def test_w4a16_matmul_gathers_x_for_act_order():
     y = tinygemm.w4a16_matmul(x, qp, backend="triton")
     ref = x.float() @ tinygemm.dequantize(qp, torch.float32)
     assert rel_error(y, ref) < 5e-3
+
+
+@pytest.mark.gpu
+def test_gptq_from_gpu_tensors_uses_the_repack_kernel_with_act_order():
+    """from_gptq on CUDA tensors with act-order: the row sort, then the GPU repack; same as on the CPU."""
+    w = torch.randn(512, 1024).half()
+    qw = checkpoints.quantize_linear_weight(w, 128, symmetric=False, act_order=True)
+    ckpt = formats.to_gptq(qw)
+    cpu = formats.from_gptq(ckpt["qweight"], ckpt["qzeros"], ckpt["scales"], 128, g_idx=ckpt["g_idx"])
+    gpu = formats.from_gptq(*(ckpt[k].cuda() for k in ("qweight", "qzeros", "scales")), 128,
+                            g_idx=ckpt["g_idx"].cuda())
+    assert torch.equal(gpu.qweight.cpu(), cpu.qweight) and torch.equal(gpu.perm.cpu(), cpu.perm)
 
 
 # --- compressed-tensors (its own packer) --------------------------------------------------------------
