@@ -190,16 +190,17 @@ def save_quantized(model: torch.nn.Module, path: str, method: str = "gptq", grou
         raise ValueError("AWQ checkpoints have zero points and no act-order: use symmetric=False, act_order=False")
     if os.path.exists(path) and os.listdir(path):
         raise ValueError(f"{path} exists and is not empty: not overwriting it")
-    tensors, qws = {}, {}
+    tensors, qws, seen = {}, {}, set()
     quantized = {n for n, m in model.named_modules() if type(m) is torch.nn.Linear and not name_matches(n, skip)}
     for name, t in model.state_dict().items():
         layer, _, leaf = name.rpartition(".")
         if layer in quantized and leaf == "weight":
             qw = qws[layer] = quantize_linear_weight(t, group_size, symmetric, act_order)
             packed = formats.to_gptq(qw, zero_offset) if method == "gptq" else formats.to_awq(qw)
-            tensors.update({f"{layer}.{k}": v for k, v in packed.items()})
-        elif t.data_ptr() not in {v.data_ptr() for v in tensors.values()}:  # tied weights saved once
-            tensors[name] = t.detach()
+            tensors.update({f"{layer}.{k}": v.cpu() for k, v in packed.items()})
+        elif t.data_ptr() not in seen:  # tied weights are saved once
+            seen.add(t.data_ptr())
+            tensors[name] = t.detach().cpu()
     qc = {"quant_method": method, "bits": 4, "group_size": group_size}
     qc.update({"desc_act": act_order, "sym": symmetric, "checkpoint_format": "gptq" if zero_offset else "gptq_v2"}
               if method == "gptq" else {"zero_point": True, "version": "gemm"})

@@ -87,8 +87,11 @@ def _set_module(model: torch.nn.Module, name: str, module: torch.nn.Module) -> N
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def _linears(model: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
-    return [(n, m) for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+def _linears(model: torch.nn.Module):
+    """(name, nn.Linear) pairs, looked up one at a time: a replaced layer's dense weight is freed as
+    the walk goes on, not held to the end by a list of modules."""
+    for name in [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]:
+        yield name, model.get_submodule(name)
 
 
 def quantize_model(model: torch.nn.Module, group_size: int = 128, symmetric: bool = True,
@@ -113,6 +116,7 @@ def quantize_model(model: torch.nn.Module, group_size: int = 128, symmetric: boo
             rep.skipped.append(f"{name}: shape K={K} x N={N}: {e}")
             continue
         _set_module(model, name, Int4Linear.from_linear(lin, group_size, symmetric, backend))
+        del lin
         rep.replaced.append(name)
     return rep.log()
 
@@ -156,6 +160,7 @@ def load_quantized(model: torch.nn.Module, path: str, backend: str = "auto", loa
             rep.missing.append(f"{name}.bias")
             bias = lin.bias.detach().to(dtype)
         _set_module(model, name, Int4Linear(qw, bias, backend))
+        del lin
         rep.replaced.append(name)
         taken.update(checkpoints.layer_tensor_names(name, cfg))
     rest = [k for k in tensors.keys() if k not in taken]
