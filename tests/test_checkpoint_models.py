@@ -20,12 +20,12 @@ LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
-def tiny_llama(dtype=torch.float16):
+def tiny_llama(dtype=torch.float16, device="cpu", bias=False):
     cfg = transformers.LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                   tie_word_embeddings=False)
+                                   tie_word_embeddings=False, attention_bias=bias)
     cfg._attn_implementation = "eager"
-    return transformers.LlamaForCausalLM(cfg).to(dtype).eval()
+    return transformers.LlamaForCausalLM(cfg).to(dtype).to(device).eval()
 
 
 def expected_layers(n=2):
@@ -34,7 +34,7 @@ def expected_layers(n=2):
 
 def reference_model(model, dense_weights: dict[str, torch.Tensor]):
     """An fp32 copy of `model` whose quantized Linears hold the given dequantized weights [N, K]."""
-    ref = tiny_llama(torch.float32)
+    ref = tiny_llama(torch.float32, model.device, model.config.attention_bias)
     ref.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
     with torch.no_grad():
         for name, w in dense_weights.items():
@@ -43,13 +43,14 @@ def reference_model(model, dense_weights: dict[str, torch.Tensor]):
 
 
 def check_logits(loaded, ref, dtype=torch.float16):
-    ids = torch.randint(0, 256, (2, 12))
-    with torch.no_grad():
-        got = loaded(ids).logits
-        want = ref(ids).logits
-    assert got.dtype == dtype
-    # the loaded model computes in fp16/bf16; its error is that precision's, not the quantization's
-    assert rel_error(got, want) < (1e-2 if dtype == torch.float16 else 3e-2), rel_error(got, want)
+    for shape in ((2, 12), (1, 5)):  # on a GPU: Triton GEMM (24 rows), CUDA GEMV (5 rows)
+        ids = torch.randint(0, 256, shape, device=ref.device)
+        with torch.no_grad():
+            got = loaded(ids).logits
+            want = ref(ids).logits
+        assert got.dtype == dtype
+        # the loaded model computes in fp16/bf16; its error is that precision's, not the quantization's
+        assert rel_error(got, want) < (1e-2 if dtype == torch.float16 else 3e-2), rel_error(got, want)
 
 
 def check_report(rep):
@@ -57,22 +58,32 @@ def check_report(rep):
     assert rep.unmatched == ["lm_head"] and rep.skipped == [] and rep.unused == [] and rep.missing == []
 
 
-@pytest.mark.parametrize("method,symmetric,act_order,zero_offset", [
-    ("gptq", True, False, 1), ("gptq", True, True, 1), ("gptq", False, True, 0), ("awq", False, False, 1)])
-def test_gptq_awq_checkpoint_roundtrip(tmp_path, method, symmetric, act_order, zero_offset):
-    model = tiny_llama()
+@pytest.mark.parametrize("method,symmetric,act_order,zero_offset,bias", [
+    ("gptq", True, False, 1, False), ("gptq", True, True, 1, True), ("gptq", False, True, 0, False),
+    ("awq", False, False, 1, True)])
+def test_gptq_awq_checkpoint_roundtrip(tmp_path, method, symmetric, act_order, zero_offset, bias, device="cpu"):
+    model = tiny_llama(device=device, bias=bias)
     qws = checkpoints.save_quantized(model, str(tmp_path / "ckpt"), method, group_size=32, symmetric=symmetric,
                                      act_order=act_order, zero_offset=zero_offset)
     cfg = json.load(open(tmp_path / "ckpt" / "config.json"))
     assert cfg["quantization_config"]["quant_method"] == method and cfg["model_type"] == "llama"
     ref = reference_model(model, {n: formats.dequantize(q, torch.float32).t() for n, q in qws.items()})
 
-    loaded = tiny_llama()  # fresh random weights: everything must come from the checkpoint
+    loaded = tiny_llama(device=device, bias=bias)  # fresh random weights: everything must come from the checkpoint
     rep = load_quantized(loaded, str(tmp_path / "ckpt"))
     check_report(rep)
     layer = loaded.get_submodule("model.layers.1.mlp.down_proj")
     assert isinstance(layer, Int4Linear) and (layer.perm is not None) == act_order
+    assert (loaded.get_submodule("model.layers.0.self_attn.q_proj").bias is not None) == bias
+    assert layer.qweight.device.type == device
     check_logits(loaded, ref)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method,symmetric,act_order", [("gptq", True, True), ("awq", False, False)])
+def test_checkpoint_roundtrip_on_gpu(tmp_path, method, symmetric, act_order):
+    """The same model test with the kernels: 24 rows per Linear (Triton GEMM) and 5 (CUDA GEMV)."""
+    test_gptq_awq_checkpoint_roundtrip(tmp_path, method, symmetric, act_order, 1, False, device="cuda")
 
 
 def _write_compressed_tensors(model, path, symmetric, strategy, gs):

@@ -68,7 +68,7 @@ def parse_quant_config(qc: dict) -> QuantConfig:
         _need(version == "gemm", f"awq: only the GEMM packing (version 'gemm') is read; got {version!r}")
         _need(qc.get("zero_point", True), "awq: zero_point=False checkpoints are not read (AWQ GEMM has zero points)")
         return QuantConfig(method, gs, raw=qc)
-    fmt = str(qc.get("checkpoint_format", "gptq")).lower()
+    fmt = str(qc.get("checkpoint_format", qc.get("format", "gptq"))).lower()  # GPTQModel writes either key
     _need(fmt in ("gptq", "gptq_v2"), f"gptq: checkpoint_format must be gptq or gptq_v2; got {fmt!r}")
     return QuantConfig(method, gs, zero_offset=0 if fmt == "gptq_v2" else 1, raw=qc)
 
