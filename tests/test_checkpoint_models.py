@@ -188,3 +188,16 @@ def test_load_quantized_skip_list_and_unused(tmp_path):
     assert "model.layers.0.mlp.down_proj.weight" in rep.missing
     assert isinstance(loaded.model.layers[0].mlp.down_proj, torch.nn.Linear)
     assert tinygemm.nn.SwapReport is type(rep)
+
+
+def test_load_quantized_names_a_layer_the_kernels_cannot_take(tmp_path):
+    """K = 1368 (a Llama-style intermediate size) in a GPTQ checkpoint: the error names layer, shape, rule."""
+    from safetensors.torch import save_file
+
+    os.makedirs(tmp_path / "g")
+    save_file({"0.qweight": torch.zeros(171, 64, dtype=torch.int32), "0.qzeros": torch.zeros(11, 8, dtype=torch.int32),
+               "0.scales": torch.ones(11, 64).half()}, str(tmp_path / "g" / "model.safetensors"))
+    json.dump({"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False}},
+              open(tmp_path / "g" / "config.json", "w"))
+    with pytest.raises(ValueError, match=r"layer 0 \(gptq, K=1368 x N=64 \(in x out\)\): .*K % 64 == 0"):
+        load_quantized(torch.nn.Sequential(torch.nn.Linear(1368, 64).half()), str(tmp_path / "g"))

@@ -155,7 +155,17 @@ def load_layer(tensors: Tensors, prefix: str, cfg: QuantConfig, dtype: torch.dty
         return formats.from_gptq(t("qweight"), t("qzeros"), scales, cfg.group_size, zero_offset=cfg.zero_offset,
                                  g_idx=t("g_idx", False))
     except ValueError as e:
-        raise ValueError(f"layer {prefix} ({cfg.method}): {e}") from None
+        raise ValueError(f"layer {prefix} ({cfg.method}{_packed_shape(tensors, prefix, cfg)}): {e}") from None
+
+
+def _packed_shape(tensors: Tensors, prefix: str, cfg: QuantConfig) -> str:
+    """", K=.. x N=.." read off the packed tensor's shape, for error messages."""
+    name = f"{prefix}.{PACKED_SUFFIX[cfg.method]}"
+    if name not in tensors:
+        return ""
+    r, c = tensors.get(name).shape
+    K, N = {"gptq": (r * 8, c), "awq": (r, c * 8), "compressed-tensors": (c * 8, r)}[cfg.method]
+    return f", K={K} x N={N} (in x out)"
 
 
 def name_matches(name: str, patterns) -> bool:
