@@ -285,82 +285,103 @@ def _free(device):
         torch.cuda.empty_cache()
 
 
-def run(a):
+class Rows(list):
+    """The result rows, each also appended to the CSV as it comes (a run cut short keeps what it measured)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.f = open(path, "w", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=FIELDS, extrasaction="ignore")
+        self.w.writeheader()
+
+    def __iadd__(self, rows):
+        for r in rows:
+            self.append(r)
+            self.w.writerow(r)
+        self.f.flush()
+        return self
+
+
+def run(a, rows):
     cfg = llama_config(a.layers, a.tiny)
     dev, fp16 = a.device, torch.float16
-    rows = []
     ckpt = a.ckpt_dir or tempfile.mkdtemp(prefix="e2e-gptq-")
+    cuda = str(dev).startswith("cuda")
+
+    def quantized(dtype):
+        skel = build_model(cfg, dtype, dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        rep = load_quantized(skel, ckpt)
+        _sync(dev)
+        load_s = time.perf_counter() - t0
+        if rep.missing or rep.unused or len(rep.replaced) != 7 * a.layers:
+            raise RuntimeError(f"checkpoint load: {len(rep.replaced)} layers replaced, missing {rep.missing}, "
+                               f"unused {rep.unused}")
+        return skel, load_s
+
+    def tinygemm_variant():
+        model, load_s = quantized(fp16)
+        _free(dev)
+        return measure(model, "tinygemm", a, fp16, _mem_gib(dev), load_s,
+                       note=f"load_quantized from {state['ckpt_gib']:.2f} GiB GPTQ safetensors (page-cached)")
+
+    def int4pack_variant():
+        if not cuda or not hasattr(torch.ops.aten, "_weight_int4pack_mm"):
+            return unavailable("torch_int4pack", a, "needs a CUDA GPU and torch._weight_int4pack_mm")
+        model, _ = quantized(torch.bfloat16)
+        swap_int4(model, lambda n, m: Int4PackLinear(m.quantized_weight))
+        _free(dev)
+        return measure(model, "torch_int4pack", a, torch.bfloat16, _mem_gib(dev), float("nan"),
+                       note="bf16 (the kernel's only dtype)")
+
+    def marlin_variant():
+        if not cuda:
+            return unavailable("marlin", a, "needs a CUDA GPU")
+        from tinygemm.backends import marlin_linear
+
+        try:
+            v = marlin_linear.load_vllm()
+        except ValueError as e:
+            return unavailable("marlin", a, str(e))
+        model, _ = quantized(fp16)
+        tensors = checkpoints.Tensors(ckpt)
+
+        def make(name, m):  # the checkpoint's own GPTQ tensors, prepared as vLLM's loader does
+            t = {k: tensors.get(f"{name}.{k}").to(dev) for k in ("qweight", "scales", "g_idx") if f"{name}.{k}" in tensors}
+            return marlin_linear.MarlinLinear.from_gptq(t["qweight"], t["scales"], a.group_size, t.get("g_idx"))
+
+        swap_int4(model, make)
+        _free(dev)
+        return measure(model, "marlin", a, fp16, _mem_gib(dev), float("nan"), note=f"vllm {v.version}")
+
+    state = {}
     try:
         print(f"fp16 model: {a.layers} layers, hidden {cfg.hidden_size}, on {dev}", flush=True)
-        model = build_model(cfg, fp16, dev)
+        state["model"] = build_model(cfg, fp16, dev)
         _sync(dev)
-        fp16_gib = _mem_gib(dev)
+        state["fp16_gib"] = _mem_gib(dev)
         t0 = time.perf_counter()
-        checkpoints.save_quantized(model, ckpt, "gptq", group_size=a.group_size, symmetric=True, act_order=a.act_order)
-        ckpt_bytes = sum(os.path.getsize(os.path.join(ckpt, f)) for f in os.listdir(ckpt))
-        print(f"GPTQ checkpoint: {ckpt_bytes / 2**30:.2f} GiB written in {time.perf_counter() - t0:.1f} s", flush=True)
-        if "fp16" in a.variants:
-            rows += measure(model, "fp16", a, fp16, fp16_gib, float("nan"))
-        del model
-        _free(dev)
-
-        def quantized(dtype):
-            skel = build_model(cfg, dtype, dev)
-            _sync(dev)
-            t0 = time.perf_counter()
-            rep = load_quantized(skel, ckpt)
-            _sync(dev)
-            load_s = time.perf_counter() - t0
-            if rep.missing or rep.unused or len(rep.replaced) != 7 * a.layers:
-                raise RuntimeError(f"checkpoint load: {len(rep.replaced)} layers replaced, missing {rep.missing}, "
-                                   f"unused {rep.unused}")
-            return skel, load_s
-
-        if "tinygemm" in a.variants:
-            model, load_s = quantized(fp16)
+        checkpoints.save_quantized(state["model"], ckpt, "gptq", group_size=a.group_size, symmetric=True,
+                                   act_order=a.act_order)
+        state["ckpt_gib"] = sum(os.path.getsize(os.path.join(ckpt, f)) for f in os.listdir(ckpt)) / 2**30
+        print(f"GPTQ checkpoint: {state['ckpt_gib']:.2f} GiB written in {time.perf_counter() - t0:.1f} s", flush=True)
+        for name, fn in (("fp16", lambda: measure(state["model"], "fp16", a, fp16, state["fp16_gib"], float("nan"))),
+                         ("tinygemm", tinygemm_variant), ("torch_int4pack", int4pack_variant),
+                         ("marlin", marlin_variant)):
+            if name != "fp16" and "model" in state:  # the fp16 model goes before a quantized one is built
+                state.pop("model")
+                _free(dev)
+            if name not in a.variants:
+                continue
+            try:
+                rows += fn()
+            except Exception as e:  # one variant that cannot be built leaves the others' results
+                why = f"{type(e).__name__}: {str(e)[:200]}"
+                print(f"  {name}: error: {why}", flush=True)
+                rows += [dict(variant=name, batch=B, context=a.context, layers=a.layers, status="error", note=why)
+                         for B in a.batches]
             _free(dev)
-            rows += measure(model, "tinygemm", a, fp16, _mem_gib(dev), load_s,
-                            note=f"load_quantized from {ckpt_bytes / 2**30:.2f} GiB GPTQ safetensors (page-cached)")
-            del model
-            _free(dev)
-        if "torch_int4pack" in a.variants:
-            if not str(dev).startswith("cuda") or not hasattr(torch.ops.aten, "_weight_int4pack_mm"):
-                rows += unavailable("torch_int4pack", a, "needs a CUDA GPU and torch._weight_int4pack_mm")
-            else:
-                model, _ = quantized(torch.bfloat16)
-                swap_int4(model, lambda n, m: Int4PackLinear(m.quantized_weight))
-                _free(dev)
-                rows += measure(model, "torch_int4pack", a, torch.bfloat16, _mem_gib(dev), float("nan"),
-                                note="bf16 (the kernel's only dtype)")
-                del model
-                _free(dev)
-        if "marlin" in a.variants:
-            why = None
-            if not str(dev).startswith("cuda"):
-                why = "needs a CUDA GPU"
-            else:
-                from tinygemm.backends import marlin_linear
-
-                try:
-                    v = marlin_linear.load_vllm()
-                except ValueError as e:
-                    why = str(e)
-            if why:
-                rows += unavailable("marlin", a, why)
-            else:
-                model, _ = quantized(fp16)
-                tensors = checkpoints.Tensors(ckpt)
-
-                def make(name, m):  # the checkpoint's own GPTQ tensors, prepared as vLLM's loader does
-                    t = {k: tensors.get(f"{name}.{k}").to(dev) for k in ("qweight", "scales", "g_idx")
-                         if f"{name}.{k}" in tensors}
-                    return marlin_linear.MarlinLinear.from_gptq(t["qweight"], t["scales"], a.group_size, t.get("g_idx"))
-
-                swap_int4(model, make)
-                _free(dev)
-                rows += measure(model, "marlin", a, fp16, _mem_gib(dev), float("nan"), note=f"vllm {v.version}")
-                del model
-                _free(dev)
     finally:
         if not a.ckpt_dir:
             shutil.rmtree(ckpt, ignore_errors=True)
@@ -419,12 +440,12 @@ def main(argv=None):
     except Fail as e:
         print(f"e2e_decode.py: error: {e}", file=sys.stderr)
         return 2
-    rows = run(a)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "e2e_decode.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    rows = Rows(os.path.join(a.out, "e2e_decode.csv"))
+    try:
+        run(a, rows)
+    finally:
+        rows.f.close()
     text = summary(rows, a)
     with open(os.path.join(a.out, "e2e_decode.md"), "w") as f:
         f.write(text)
