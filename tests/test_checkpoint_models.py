@@ -201,3 +201,32 @@ def test_load_quantized_names_a_layer_the_kernels_cannot_take(tmp_path):
               open(tmp_path / "g" / "config.json", "w"))
     with pytest.raises(ValueError, match=r"layer 0 \(gptq, K=1368 x N=64 \(in x out\)\): .*K % 64 == 0"):
         load_quantized(torch.nn.Sequential(torch.nn.Linear(1368, 64).half()), str(tmp_path / "g"))
+
+
+@pytest.mark.parametrize("qc,msg", [
+    ({"quant_method": "bitsandbytes"}, "quant_method must be one of"),
+    ({"quant_method": "gptq", "bits": 3, "group_size": 128}, "4-bit weights; got bits = 3"),
+    ({"quant_method": "gptq", "bits": 4, "group_size": 128, "checkpoint_format": "marlin"}, "gptq or gptq_v2"),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"}, "GEMM packing"),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": False}, "zero_point=False"),
+    ({"quant_method": "compressed-tensors", "format": "float-quantized",
+      "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}}, "pack-quantized"),
+    ({"quant_method": "compressed-tensors", "format": "pack-quantized",
+      "config_groups": {"g": {"weights": {"num_bits": 8, "type": "int", "strategy": "channel"}}}}, "4-bit int"),
+    ({"quant_method": "compressed-tensors", "format": "pack-quantized",
+      "config_groups": {"g": {"weights": {"num_bits": 4, "type": "int", "strategy": "tensor"}}}}, "group or channel"),
+])
+def test_quantization_configs_it_refuses(qc, msg):
+    with pytest.raises(ValueError, match=msg):
+        checkpoints.parse_quant_config(qc)
+
+
+def test_quantization_configs_it_reads(tmp_path):
+    c = checkpoints.parse_quant_config({"quant_method": "gptq", "bits": 4, "group_size": 64, "desc_act": True,
+                                        "checkpoint_format": "gptq_v2"})
+    assert (c.method, c.group_size, c.zero_offset) == ("gptq", 64, 0)
+    # AutoGPTQ's quantize_config.json (no quant_method) when config.json has no quantization_config
+    json.dump({"model_type": "llama"}, open(tmp_path / "config.json", "w"))
+    json.dump({"bits": 4, "group_size": 128, "desc_act": False, "sym": True}, open(tmp_path / "quantize_config.json", "w"))
+    c = checkpoints.read_quant_config(str(tmp_path))
+    assert (c.method, c.group_size, c.zero_offset) == ("gptq", 128, 1)
