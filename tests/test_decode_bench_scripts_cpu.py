@@ -1,5 +1,6 @@
 """bench/e2e_decode.py on the CPU: argument errors, a tiny run end to end (eager), and the decode
-step's static-cache bookkeeping against a plain forward over the whole sequence."""
+step's static-cache bookkeeping against a plain forward over the whole sequence; bench/act_order_gather.py's
+argument and no-GPU errors."""
 
 import csv
 import importlib.util
@@ -11,15 +12,19 @@ import torch
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "bench", "e2e_decode.py")
+BENCH = os.path.join(os.path.dirname(__file__), "..", "bench")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="module")
 def e2e():
-    spec = importlib.util.spec_from_file_location("e2e_decode", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load("e2e_decode")
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -67,3 +72,15 @@ def test_decoder_step_matches_a_full_forward(e2e):
     assert torch.allclose(got[0], full[:, 6], atol=1e-4, rtol=1e-4)
     assert torch.allclose(got[1], full[:, 7], atol=1e-4, rtol=1e-4)
     assert int(dec.pos) == 8
+
+
+def test_act_order_gather_errors(capsys, tmp_path):
+    import tinygemm
+
+    g = _load("act_order_gather")
+    assert g.main(["--out", str(tmp_path), "--batches", "0"]) == 2
+    assert "--batches must be >= 1" in capsys.readouterr().err
+    if not tinygemm.gpu_available():
+        assert g.main(["--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "needs a GPU" in err and len(err.strip().splitlines()) == 1
