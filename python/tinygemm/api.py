@@ -73,6 +73,8 @@ def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") ->
     x2 = x.reshape(-1, K)
     if x2.shape[0] == 0:
         return x.new_empty((*lead, N))
+    if qw.perm is not None:  # act-order: the stored rows are input features perm[i] (one gather per call)
+        x2 = x2.index_select(-1, qw.perm)
     x2 = x2.contiguous()
     if backend == "auto":
         backend = choose_backend(x2.shape[0], x2.device, qw.layout)

@@ -56,6 +56,9 @@ class QuantizedWeight:
     shape: tuple[int, int]         # (K, N)
     group_size: int                # 32, 64, 128 or -1
     layout: str = LAYOUT
+    # act-order (GPTQ desc_act): K rows stored sorted by group, row i is the model's input feature
+    # perm[i]; y = x[..., perm] @ W_stored. int32 [K] or None (rows in the model's order).
+    perm: torch.Tensor | None = None
 
     @property
     def symmetric(self) -> bool:
@@ -81,19 +84,22 @@ class QuantizedWeight:
     def nbytes(self) -> int:
         """Bytes the kernels read: packed weights, scales and zero points."""
         n = self.qweight.numel() * 4 + self.scales.numel() * self.scales.element_size()
+        n += self.perm.numel() * self.perm.element_size() if self.perm is not None else 0
         return n + (self.zeros.numel() * self.zeros.element_size() if self.zeros is not None else 0)
 
     def clone(self) -> "QuantizedWeight":
         """A copy in fresh memory (benchmarks rotate through copies to keep the L2 cold)."""
         z = self.zeros.clone() if self.zeros is not None else None
-        return replace(self, qweight=self.qweight.clone(), scales=self.scales.clone(), zeros=z)
+        perm = self.perm.clone() if self.perm is not None else None
+        return replace(self, qweight=self.qweight.clone(), scales=self.scales.clone(), zeros=z, perm=perm)
 
     def to(self, device) -> "QuantizedWeight":
         z = self.zeros.to(device) if self.zeros is not None else None
-        return replace(self, qweight=self.qweight.to(device), scales=self.scales.to(device), zeros=z)
+        perm = self.perm.to(device) if self.perm is not None else None
+        return replace(self, qweight=self.qweight.to(device), scales=self.scales.to(device), zeros=z, perm=perm)
 
     def unpack(self) -> torch.Tensor:
-        """The stored values q as uint8 [K, N]."""
+        """The stored values q as uint8 [K, N] (rows in stored order: permuted by `perm` when set)."""
         return unpack(self.qweight, *self.shape, layout=self.layout)
 
 
@@ -208,7 +214,10 @@ def _check_scales(exact: torch.Tensor, stored: torch.Tensor, used: torch.Tensor)
 
 
 def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """W[K, N] = (q - z) * s, computed in fp32 and returned in `dtype` (default: the scales')."""
+    """W[K, N] = (q - z) * s, computed in fp32 and returned in `dtype` (default: the scales').
+
+    Rows are in the model's order (an act-order weight's stored rows are put back), so y = x @ W.
+    """
     check_quantized(qw)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise ValueError(f"dequantize: dtype must be a floating-point torch.dtype; got {dtype}")
@@ -216,6 +225,8 @@ def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.T
     q = qw.unpack().float().reshape(qw.num_groups, -1, N)
     z = qw.zeros.float()[:, None, :] if qw.zeros is not None else 8.0
     w = ((q - z) * qw.scales.float()[:, None, :]).reshape(K, N)
+    if qw.perm is not None:
+        w = torch.empty_like(w).index_copy_(0, qw.perm.long(), w)  # stored row i is the model's row perm[i]
     return w.to(dtype or qw.dtype)
 
 
@@ -305,7 +316,8 @@ def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor
     """GPTQ checkpoint tensors: qweight int32 [K/8, N], qzeros int32 [G, N/8], scales [G, N].
 
     GPTQ's v1 checkpoints store zero - 1 (`zero_offset=1`, what AutoGPTQ and vLLM's loaders expect);
-    pass 0 for the v2 convention. Symmetric weights store z = 8.
+    pass 0 for the v2 convention. Symmetric weights store z = 8. An act-order weight (perm set) also
+    gets g_idx int32 [K], with qweight's rows in the model's order, as AutoGPTQ writes them.
     """
     check_quantized(qw)
     if zero_offset not in (0, 1) or isinstance(zero_offset, bool):
@@ -314,16 +326,32 @@ def to_gptq(qw: QuantizedWeight, zero_offset: int = 1) -> dict[str, torch.Tensor
     z = qw.zeros.to(torch.int32) if qw.zeros is not None else torch.full(
         (qw.num_groups, N), 8, dtype=torch.int32, device=qw.device)
     zs = (z - zero_offset) & 0xF
+    q = qw.unpack()
+    out = {}
+    if qw.perm is not None:  # act-order: rows back in the model's order, each with its group
+        inv = torch.argsort(qw.perm.long())
+        q = q[inv]
+        out["g_idx"] = (inv // (qw.shape[0] // qw.num_groups)).to(torch.int32)
     return {
-        "qweight": _pack_rows(qw.unpack()),
+        "qweight": _pack_rows(q),
         "qzeros": _pack_rows(zs.t().contiguous().to(torch.uint8)).t().contiguous(),
         "scales": qw.scales.clone(),
+        **out,
     }
 
 
 def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, group_size: int,
               zero_offset: int = 1, g_idx: torch.Tensor | None = None) -> QuantizedWeight:
-    """A GPTQ checkpoint's tensors to tinygemm's layout (symmetric when every zero point is 8)."""
+    """A GPTQ checkpoint's tensors to tinygemm's layout (symmetric when every zero point is 8).
+
+    GPTQ (AutoGPTQ / GPTQModel `QuantLinear.pack`, vLLM's gptq loaders), 4 bits:
+      qweight int32 [K/8, N]: word [r, n] holds input row k = 8r + i at bits 4i..4i+3 (i = 0..7)
+      qzeros  int32 [G, N/8]: word [g, w] holds column n = 8w + i at bits 4i, the value z - zero_offset
+      scales  [G, N] fp16;  w[k, n] = (q - z) * s with the group g_idx[k] (k // group_size without act-order)
+      g_idx   int32 [K] (optional): act-order (desc_act) checkpoints keep qweight's rows in the model's
+              order and give each row its group; each group has exactly group_size rows.
+    An act-order weight is stored with its rows sorted by group and `perm` set (see act_order_perm).
+    """
     # dtypes first: float or uint8 words unpack to other numbers without an error
     _check_tensor(qweight, "qweight", (torch.int32,))
     _check_tensor(qzeros, "qzeros", (torch.int32,))
@@ -348,13 +376,13 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
                              f"of shape {tuple(getattr(g_idx, 'shape', ()))}")
         if g_idx.numel() != K:
             raise ValueError(f"g_idx must have one entry per row of the weight, K = {K}; got {g_idx.numel()}")
-        trivial = torch.arange(K, device=g_idx.device) // (K if group_size == -1 else group_size)
-        if not torch.equal(g_idx.to(trivial.dtype), trivial):
-            raise ValueError("act-order checkpoints (a g_idx that is not k // group_size) are not supported: "
-                             "reorder the rows of the weight by g_idx before converting")
+    perm = act_order_perm(g_idx, K, group_size) if g_idx is not None else None
+    if perm is not None:  # act-order: rows sorted by group (K/8 x N words through one byte per weight)
+        qweight = _pack_rows(_unpack_rows(qweight)[perm.long()])
     z = (_unpack_rows(qzeros.t().contiguous()).t().to(torch.int32) + zero_offset) & 0xF
     zeros = None if bool((z == 8).all()) else z.to(scales.dtype).contiguous()
-    return QuantizedWeight(_gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size)
+    return QuantizedWeight(_gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size,
+                           perm=perm)
 
 
 # Without the GPU kernel (CPU tensors, a CPU-only build), from_gptq converts a slab of columns at a
@@ -402,3 +430,160 @@ def to_int4pack(qw: QuantizedWeight, inner_k_tiles: int = 8) -> tuple[torch.Tens
     zero = (8.0 - z) * s
     sz = torch.stack([s, zero], dim=2).to(torch.bfloat16).contiguous()  # [G, N, 2]
     return weight, sz
+
+
+# --- checkpoint formats: act-order, AWQ, compressed-tensors --------------------------------------
+
+def check_layer_shape(K: int, N: int, group_size: int, source: str) -> None:
+    """check_shape, with the layer's shape and the source format in the message (load-time errors)."""
+    try:
+        check_shape(K, N, group_size)
+    except ValueError as e:
+        raise ValueError(f"{source} layer of shape K={K} x N={N} (in x out), group_size {group_size}: {e}") from None
+
+
+def act_order_perm(g_idx: torch.Tensor, K: int, group_size: int) -> torch.Tensor | None:
+    """The row order that makes an act-order weight's groups contiguous: int32 [K], or None when
+    g_idx is already k // group_size.
+
+    Stored row i is the model's input row perm[i] (a stable sort of g_idx), so stored rows
+    i * group_size .. (i + 1) * group_size - 1 are group i; that needs every group to hold exactly
+    group_size rows, which GPTQ's act-order guarantees (it quantizes the permuted columns in runs
+    of group_size). vLLM's Marlin path sorts the same way (g_idx_sort_indices).
+    """
+    if g_idx.dim() != 1 or g_idx.numel() != K:
+        raise ValueError(f"g_idx must be [K] = [{K}]; got shape {tuple(g_idx.shape)}")
+    g = g_idx.long()
+    gs = K if group_size == -1 else group_size
+    G = K // gs
+    if torch.equal(g, torch.arange(K, device=g.device) // gs):
+        return None
+    if group_size == -1 or int(g.min()) < 0 or int(g.max()) >= G:
+        raise ValueError(f"g_idx values must be groups 0..{G - 1} (K={K}, group_size={group_size}); "
+                         f"got {int(g.min())}..{int(g.max())}")
+    counts = torch.bincount(g, minlength=G)
+    if not bool((counts == gs).all()):
+        bad = int(torch.nonzero(counts != gs)[0])
+        raise ValueError(f"act-order g_idx must give every group exactly group_size = {gs} rows "
+                         f"(so sorted rows form whole groups); group {bad} has {int(counts[bad])}")
+    return torch.argsort(g, stable=True).to(torch.int32)
+
+
+# AWQ packs 8 output columns per int32 word in this order: nibble i (bits 4i..4i+3) of word w holds
+# column 8w + AWQ_ORDER[i] (AutoAWQ's WQLinear_GEMM.from_linear `order_map`; vLLM's awq_triton
+# undoes it with AWQ_REVERSE_ORDER = [0, 4, 1, 5, 2, 6, 3, 7]).
+AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
+
+
+def _unpack_cols(w: torch.Tensor, order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """int32 [R, C/8] -> uint8 [R, C]: nibble i of word c holds column 8c + order[i] (default i)."""
+    nib = _words_to_nibbles(w)  # [R, C/8, 8], nibble i at index i
+    if order is not None:
+        nib = nib[..., [order.index(j) for j in range(8)]]  # index j = column 8c + j
+    return nib.reshape(w.shape[0], -1)
+
+
+def _pack_cols(q: torch.Tensor, order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The inverse of _unpack_cols: uint8 [R, C] -> int32 [R, C/8]."""
+    R, C = q.shape
+    v = q.to(torch.uint8).reshape(R, C // 8, 8)
+    if order is not None:
+        v = v[..., list(order)]  # nibble i takes column 8c + order[i]
+    return _nibbles_to_words(v)
+
+
+def from_awq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, group_size: int) -> QuantizedWeight:
+    """An AWQ (AutoAWQ GEMM "version": "gemm") checkpoint's tensors to tinygemm's layout.
+
+    AWQ, 4 bits, zero points (AutoAWQ `WQLinear_GEMM`, vLLM's awq / awq_marlin loaders):
+      qweight int32 [K, N/8]: word [k, w] holds column n = 8w + AWQ_ORDER[i] at bits 4i..4i+3,
+              i.e. nibbles 0..7 hold columns 0, 2, 4, 6, 1, 3, 5, 7 of the word's 8
+      qzeros  int32 [G, N/8]: the zero points z (0..15, no offset), packed in the same order
+      scales  [G, N] fp16;  w[k, n] = (q - z) * s with the group k // group_size
+    Symmetric when every zero point is 8 (as from_gptq).
+    """
+    if qweight.dtype != torch.int32 or qweight.dim() != 2:
+        raise ValueError(f"AWQ qweight must be int32 [K, N/8]; got {qweight.dtype} {tuple(qweight.shape)}")
+    K, N = qweight.shape[0], qweight.shape[1] * 8
+    check_layer_shape(K, N, group_size, "AWQ")
+    G = _groups(K, group_size)
+    if tuple(scales.shape) != (G, N):
+        raise ValueError(f"AWQ scales must be [K/group_size, N] = {(G, N)}; got {tuple(scales.shape)}")
+    if qzeros.dtype != torch.int32 or tuple(qzeros.shape) != (G, N // 8):
+        raise ValueError(f"AWQ qzeros must be int32 [K/group_size, N/8] = {(G, N // 8)}; "
+                         f"got {qzeros.dtype} {tuple(qzeros.shape)}")
+    q = _unpack_cols(qweight, AWQ_ORDER)
+    z = _unpack_cols(qzeros, AWQ_ORDER)
+    zeros = None if bool((z == 8).all()) else z.to(scales.dtype).contiguous()
+    return QuantizedWeight(pack(q), scales.contiguous(), zeros, (K, N), group_size)
+
+
+def to_awq(qw: QuantizedWeight) -> dict[str, torch.Tensor]:
+    """AWQ checkpoint tensors (qweight [K, N/8], qzeros [G, N/8], scales [G, N]) for tests.
+
+    Written as AutoAWQ's WQLinear_GEMM.from_linear packs them: for each word, column 8w + order_map[i]
+    goes to bits 4i (order_map = [0, 2, 4, 6, 1, 3, 5, 7]); zero points packed the same way.
+    """
+    if qw.perm is not None:
+        raise ValueError("AWQ has no act-order: this weight has a row permutation")
+    z = qw.zeros.to(torch.uint8) if qw.zeros is not None else torch.full(
+        (qw.num_groups, qw.shape[1]), 8, dtype=torch.uint8, device=qw.device)
+    return {"qweight": _pack_cols(qw.unpack(), AWQ_ORDER), "qzeros": _pack_cols(z, AWQ_ORDER),
+            "scales": qw.scales.clone()}
+
+
+def from_compressed_tensors(weight_packed: torch.Tensor, weight_scale: torch.Tensor,
+                            weight_shape: torch.Tensor | tuple[int, int] | None = None,
+                            weight_zero_point: torch.Tensor | None = None, group_size: int | None = None,
+                            weight_g_idx: torch.Tensor | None = None) -> QuantizedWeight:
+    """A compressed-tensors `pack-quantized` 4-bit weight (llm-compressor's W4A16) to tinygemm's layout.
+
+    compressed-tensors (`PackedQuantizationCompressor`, `pack_to_int32`), weight [N, K] = [out, in]:
+      weight_packed int32 [N, K/8]: word [n, w] holds input column k = 8w + i at bits 4i..4i+3, as the
+                    unsigned value q = q_signed + 8 (q_signed in -8..7)
+      weight_scale  [N, G]: G = K / group_size ("group" strategy) or 1 ("channel")
+      weight_zero_point (asymmetric only): the signed zero point zp in -8..7, either packed along N
+                    (int32 [ceil(N/8), G], row w holds n = 8w + i at bits 4i, value zp + 8; what
+                    current versions write) or unpacked [N, G] (older versions)
+      weight_shape  [2] = (N, K);  weight_g_idx [K] (actorder "group"): each input column's group
+      w[n, k] = (q_signed - zp) * s = (q - (zp + 8)) * s;  symmetric: zp = 0, so z = 8
+    `group_size` (from the config) is checked against the scales' shape when given.
+    """
+    if weight_packed.dtype != torch.int32 or weight_packed.dim() != 2:
+        raise ValueError("compressed-tensors weight_packed must be int32 [N, K/8]; "
+                         f"got {weight_packed.dtype} {tuple(weight_packed.shape)}")
+    N, K = weight_packed.shape[0], weight_packed.shape[1] * 8
+    if weight_shape is not None:
+        shp = tuple(int(v) for v in (weight_shape.tolist() if torch.is_tensor(weight_shape) else weight_shape))
+        if shp != (N, K):
+            # pack_to_int32 pads K up to a multiple of 8: a K that is not fits no INT4 kernel here
+            raise ValueError(f"compressed-tensors layer of shape K={shp[1]} x N={shp[0]} (in x out): "
+                             f"weight_packed {tuple(weight_packed.shape)} is padded (K % 8 != 0) or does "
+                             "not match weight_shape; packed INT4 weights need K % 64 == 0")
+    if weight_scale.dim() != 2 or weight_scale.shape[0] != N:
+        raise ValueError(f"compressed-tensors weight_scale must be [N, G] with N = {N}; got {tuple(weight_scale.shape)}")
+    if weight_scale.dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"weight_scale must be float16 or bfloat16 (convert to the model's dtype); got {weight_scale.dtype}")
+    G = weight_scale.shape[1]
+    gs = -1 if G == 1 else group_size if group_size is not None else K // G
+    check_layer_shape(K, N, gs, "compressed-tensors")
+    if G != _groups(K, gs):
+        raise ValueError(f"compressed-tensors weight_scale {tuple(weight_scale.shape)} does not fit "
+                         f"K={K} x N={N} with group_size {gs} (expected {_groups(K, gs)} groups)")
+    q = _unpack_rows(weight_packed.t().contiguous())  # [K, N]: row-packing of the transpose
+    zeros = None
+    if weight_zero_point is not None:
+        zp = weight_zero_point
+        if zp.dtype == torch.int32 and tuple(zp.shape) == ((N + 7) // 8, G):
+            z = _unpack_rows(zp)[:N]  # packed along N: values already zp + 8
+        elif tuple(zp.shape) == (N, G):
+            z = (zp.to(torch.int32) + 8).to(torch.uint8)
+        else:
+            raise ValueError(f"weight_zero_point must be int32 [ceil(N/8), G] = {((N + 7) // 8, G)} (packed) "
+                             f"or [N, G] = {(N, G)}; got {zp.dtype} {tuple(zp.shape)}")
+        if not bool((z == 8).all()):
+            zeros = z.t().to(weight_scale.dtype).contiguous()
+    perm = act_order_perm(weight_g_idx, K, gs) if weight_g_idx is not None else None
+    if perm is not None:
+        q = q[perm.long()]
+    return QuantizedWeight(pack(q), weight_scale.t().contiguous(), zeros, (K, N), gs, perm=perm)
