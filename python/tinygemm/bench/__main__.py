@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 
 from .. import shapes as S
+from . import shard as SH
 
 
 def parse_args(argv: list[str] | None):
@@ -60,6 +61,11 @@ def parse_args(argv: list[str] | None):
     g.add_argument("--kernel-names", action="store_true", help="record the kernels each backend runs (profiler)")
     g.add_argument("--export-seed", action="store_true", help="also write the seed experiments' CSV formats")
     g.add_argument("--quiet", action="store_true")
+    g = p.add_argument_group("several GPUs and hosts (README: Sweeps on several GPUs)")
+    g.add_argument("--shard", type=SH.shard_arg, default=None, metavar="I/N",
+                   help="run the I-th of N parts of the plan (0 <= I < N), balanced by estimated cost")
+    g.add_argument("--gpus", default=None, metavar="0,1,..|all",
+                   help="one worker per GPU of this host, each a shard; merged into --out")
     return p, p.parse_args(argv)
 
 
@@ -123,13 +129,29 @@ def list_backends(reg: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, a = parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        from .merge import main as merge_main
+
+        return merge_main(argv[1:])
+    parser, a = parse_args(argv)
     try:
         plan = build_plan(a)
     except ValueError as e:
         parser.error(str(e))
+    plan_rec = SH.plan_record(plan, SH.plan_options(a))
+    if a.gpus:
+        if a.shard:
+            parser.error("--gpus runs every shard of the plan on this host: give --gpus or --shard, not both")
+        from .launch import main as launch_main
+
+        return launch_main(a, argv, plan, plan_rec)
+    shard_rec = SH.shard_record(plan, *(a.shard or (0, 1)))
+    plan = SH.select(plan, *(a.shard or (0, 1)))
     if a.dry_run:
+        if a.shard:
+            print(f"shard {a.shard[0]}/{a.shard[1]}: {shard_rec['points']} of {plan_rec['points']} points, "
+                  f"estimated {shard_rec['estimated_s_per_backend']:.0f} s per backend")
         n = sum(len(s.batches) for s in plan)
         print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
         for s in plan:
@@ -156,12 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     dev = _C.device_info()
-    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}"
+                                + (f"-{SH.shard_dir_name(*a.shard)}" if a.shard else ""))
     os.makedirs(out, exist_ok=True)
     csv_path = os.path.join(out, "results.csv")
     if os.path.exists(csv_path) and not (a.resume or a.force):
         parser.error(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
     done = results.done_keys(csv_path) if a.resume else set()
+    if a.resume and (why := SH.resume_conflict(out, plan_rec, shard_rec)):
+        parser.error(why)
 
     from rich.console import Console
 
@@ -217,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = results.metadata(argv, device, ceil, {
         "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
         "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted,
-        "backend_extra": stats.backend_extra})
+        "backend_extra": stats.backend_extra, "plan": plan_rec, "shard": shard_rec})
     results.write_json(os.path.join(out, "results.json"), meta)
     if a.export_seed:
         rows = results.read_rows(csv_path)
