@@ -362,7 +362,7 @@ def test_kubernetes_indexed_job_runs_its_shard(tmp_path):
     env = {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
     assert int(env["SHARDS"]) == shards
     # run the container's command here, as the Job's pod 1 would, with a dry run
-    script = c["command"][-1].replace("/results", str(tmp_path))
+    script = c["command"][-1].replace(" /results/", f" {tmp_path}/")
     r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120,
                        env={**os.environ, **env, "JOB_COMPLETION_INDEX": "1", "PYTHON": sys.executable,
                             "BENCH_ARGS": "--kn 4096,14336 --batches 4:4096:4 --dry-run"})
@@ -391,3 +391,26 @@ def test_compare_names_two_gpu_models(tmp_path, capsys):
     assert "A: " in out and "on NVIDIA H100 80GB HBM3" in out
     assert analyze.main(["compare", str(tmp_path / "h100" / "results.csv"), str(tmp_path / "h100" / "results.csv")]) == 0
     assert "geomean speedup of B over A: 1.000" in capsys.readouterr().out
+
+
+def test_cluster_merge_jobs_merge_the_shard_directories(tmp_path, small_plan):
+    p, rec = small_plan
+    yaml = pytest.importorskip("yaml")
+    run = tmp_path / "llama3-70b"
+    for i in range(4):
+        write_shard(run / shard.shard_dir_name(i, 4), p, rec, i, 4)
+    env = {**os.environ, "PYTHON": sys.executable}
+    r = subprocess.run(["bash", os.path.join(ROOT, "bench", "slurm", "merge.sbatch"), str(run)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "merged 4 of 4 shards" in r.stdout, r.stderr
+    first = (run / "results.csv").read_text()
+    docs = [d for d in yaml.safe_load_all(open(os.path.join(ROOT, "bench", "k8s", "sweep-job.yaml"))) if d]
+    job = next(d for d in docs if d["metadata"]["name"] == "tinygemm-merge")["spec"]["template"]["spec"]
+    c = job["containers"][0]
+    kenv = {e["name"]: e["value"] for e in c["env"]}
+    assert kenv["RUN"] == run.name and kenv["SHARDS"] == "4"
+    for step in (job["initContainers"][0], c):  # the wait ends at once (all shards are there), then the merge
+        r = subprocess.run(["sh", "-c", step["command"][-1].replace(" /results/", f" {tmp_path}/")], capture_output=True,
+                           text=True, env={**env, **kenv}, timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert (run / "results.csv").read_text() == first
