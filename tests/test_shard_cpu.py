@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tinygemm import analyze, results
-from tinygemm.bench import launch, merge, shard
+from tinygemm.bench import launch, shard
 from tinygemm.bench.__main__ import build_plan, main, parse_args
 from tinygemm.bench.cost import point_cost_s
 

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from .. import results
@@ -95,7 +95,7 @@ class Worker:
     proc: subprocess.Popen | None = None
     rc: int | None = None
     counter: RowCounter | None = None
-    interrupted: bool = field(default=False)
+    interrupted: bool = False
 
     @property
     def log(self) -> str:
@@ -126,13 +126,16 @@ def run(workers: list[Worker], command, env_var: str, quiet: bool = False, env: 
         total = prog.add_task("all GPUs", total=sum(w.expected_rows for w in workers))
         while True:
             try:
+                done = 0
                 for w in workers:
                     if w.rc is None:
                         w.rc = w.proc.poll()
-                    prog.update(tasks[w.index], completed=w.counter.rows(),
+                    rows = w.counter.rows()
+                    done += rows
+                    prog.update(tasks[w.index], completed=rows,
                                 description=f"GPU {w.gpu} shard {w.index}/{w.count}"
                                             + ("" if w.rc is None else " done" if w.rc == 0 else f" exit {w.rc}"))
-                prog.update(total, completed=sum(w.counter.rows() for w in workers))
+                prog.update(total, completed=done)
                 if all(w.rc is not None for w in workers):
                     break
                 time.sleep(POLL_S)
