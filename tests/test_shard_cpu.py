@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import tinygemm
 from tinygemm import analyze, results
 from tinygemm.bench import launch, shard
 from tinygemm.bench.__main__ import build_plan, main, parse_args
@@ -85,6 +86,9 @@ def test_cli_shard_dry_run_and_errors():
     assert r.returncode == 2 and "0 <= I < N" in r.stderr
     r = cli("--gpus", "0,1", "--shard", "0/2", "--dry-run")
     assert r.returncode == 2 and "not both" in r.stderr
+    if not tinygemm.gpu_available():  # the launcher's own probe finds no GPU: one line, exit 2
+        r = cli("--gpus", "0", "--batches", "1")
+        assert r.returncode == 2 and "no GPU is visible" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = cli("--gpus", "0,1", "--dry-run", "--out", "X")
     assert r.returncode == 0 and "GPU 0: shard 0/2" in r.stdout and "GPU 1: shard 1/2" in r.stdout
     assert os.path.join("X", "shard-1-of-2") in r.stdout
@@ -208,11 +212,13 @@ def test_parse_gpus_and_pinning():
     assert launch.parse_gpus("0, 2,3", 4, {}) == ["0", "2", "3"]
     assert launch.parse_gpus("all", 2, {}) == ["0", "1"]
     assert launch.parse_gpus("all", 2, {"CUDA_VISIBLE_DEVICES": "4,6"}) == ["4", "6"]
+    assert launch.parse_gpus("4,6", 2, {"CUDA_VISIBLE_DEVICES": "4,6"}) == ["4", "6"]
     for spec, msg in [("0,0", "more than once"), ("0,,1", "comma-separated"), ("0,5", "has 2 GPU")]:
         with pytest.raises(ValueError, match=msg):
             launch.parse_gpus(spec, 2, {})
-    with pytest.raises(ValueError, match="no GPU is visible"):
-        launch.parse_gpus("all", 0, {})
+    for spec in ("all", "0"):
+        with pytest.raises(ValueError, match="no GPU is visible"):
+            launch.parse_gpus(spec, 0, {})
     env = launch.pinned_env({"CUDA_VISIBLE_DEVICES": "0,1", "X": "1"}, "HIP_VISIBLE_DEVICES", "1")
     assert env["HIP_VISIBLE_DEVICES"] == "1" and "CUDA_VISIBLE_DEVICES" not in env and env["X"] == "1"
     assert launch.pinned_env({}, "CUDA_VISIBLE_DEVICES", "3")["CUDA_VISIBLE_DEVICES"] == "3"

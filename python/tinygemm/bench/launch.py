@@ -36,12 +36,12 @@ def parse_gpus(spec: str, count: int | None, env: dict) -> list[str]:
     """'0,1,3' -> ['0', '1', '3']; 'all' -> every GPU this process may use (those CUDA_VISIBLE_DEVICES /
     HIP_VISIBLE_DEVICES already name, else 0..count-1)."""
     spec = spec.strip()
+    if count == 0:
+        raise ValueError(f"--gpus {spec}: no GPU is visible here")
+    visible = next((env[v] for v in ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if env.get(v, "").strip()), "")
     if spec == "all":
-        for var in ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
-            if env.get(var, "").strip():
-                return [g.strip() for g in env[var].split(",") if g.strip()]
-        if not count:
-            raise ValueError("--gpus all: no GPU is visible here")
+        if visible:
+            return [g.strip() for g in visible.split(",") if g.strip()]
         return [str(i) for i in range(count)]
     ids = [g.strip() for g in spec.split(",")]
     if not spec or any(not g for g in ids):
@@ -49,7 +49,8 @@ def parse_gpus(spec: str, count: int | None, env: dict) -> list[str]:
     dup = sorted({g for g in ids if ids.count(g) > 1})
     if dup:
         raise ValueError(f"--gpus names GPU {', '.join(dup)} more than once; one worker per GPU")
-    if count is not None and all(g.isdigit() for g in ids) and max(int(g) for g in ids) >= count:
+    # a worker's id replaces this process's own visible-devices list, so only an unrestricted count bounds it
+    if count is not None and not visible and all(g.isdigit() for g in ids) and max(int(g) for g in ids) >= count:
         raise ValueError(f"--gpus {spec}: this host has {count} GPU(s) visible (ids 0..{count - 1})")
     return ids
 
