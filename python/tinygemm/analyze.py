@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import re
@@ -422,6 +423,16 @@ def sums_markdown(sums: list[dict], prep: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def gpu_of(csv_path: str) -> str | None:
+    """The GPU a tinygemm results CSV was measured on: the device its results.json beside it names."""
+    meta = os.path.join(os.path.dirname(os.path.abspath(csv_path)), "results.json")
+    try:
+        with open(meta) as f:
+            return json.load(f)["device"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a seed CSV, or results copied without their sidecar
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tinygemm.analyze", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -504,7 +515,12 @@ def _run(a) -> None:
         for side in ("a", "b"):
             if r[f"unpaired_{side}"]:
                 print(f"not paired (only in {side.upper()}): {', '.join(r[f'unpaired_{side}'])}")
-        print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} points")
+        ga, gb = gpu_of(a.a), gpu_of(a.b or a.a)
+        if ga and gb and ga != gb:  # two GPU models: say which is which
+            print(f"A: {a.a} on {ga}\nB: {a.b} on {gb}")
+            print(f"geomean speedup of B ({gb}) over A ({ga}): {r['overall']:.3f} over {len(r['pairs'])} points")
+        else:
+            print(f"geomean speedup of B over A: {r['overall']:.3f} over {len(r['pairs'])} points")
         for title in ("by_model", "by_layer", "by_m_range"):
             _table(title, [{"group": k, **v} for k, v in r[title].items()], ["group", "geomean", "n"])
         s = r["slowdowns"]

@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 
 from .. import shapes as S
+from . import shard as SH
 
 
 def parse_args(argv: list[str] | None):
@@ -62,6 +63,11 @@ def parse_args(argv: list[str] | None):
     g.add_argument("--kernel-names", action="store_true", help="record the kernels each backend runs (profiler)")
     g.add_argument("--export-seed", action="store_true", help="also write the seed experiments' CSV formats")
     g.add_argument("--quiet", action="store_true")
+    g = p.add_argument_group("several GPUs and hosts (README: Sweeps on several GPUs)")
+    g.add_argument("--shard", type=SH.shard_arg, default=None, metavar="I/N",
+                   help="run the I-th of N parts of the plan (0 <= I < N), balanced by estimated cost")
+    g.add_argument("--gpus", default=None, metavar="0,1,..|all",
+                   help="one worker per GPU of this host, each a shard; merged into --out")
     return p, p.parse_args(argv)
 
 
@@ -132,8 +138,12 @@ def list_backends(reg: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, a = parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        from .merge import main as merge_main
+
+        return merge_main(argv[1:])
+    parser, a = parse_args(argv)
     from ..backends import registry
     from ..cli_errors import exit_2_on_bad_input
     from . import checks
@@ -146,9 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         checks.check_plan_size(sum(len(s.batches) for s in plan))
         reg = registry()
         backend_names(a.backends, reg)
-        if not a.dry_run and not a.list_backends:
+        if not a.dry_run and not a.list_backends and not a.gpus:
             checks.check_out(a)
+        if a.gpus and a.shard:
+            raise ValueError("--gpus runs every shard of the plan on this host: give --gpus or --shard, not both")
+    plan_rec = SH.plan_record(plan, SH.plan_options(a))
+    if a.gpus:
+        from .launch import main as launch_main
+
+        return launch_main(a, argv, plan, plan_rec)
+    shard_rec = SH.shard_record(plan, *(a.shard or (0, 1)))
+    plan = SH.select(plan, *(a.shard or (0, 1)))
     if a.dry_run:
+        if a.shard:
+            print(f"shard {a.shard[0]}/{a.shard[1]}: {shard_rec['points']} of {plan_rec['points']} points, "
+                  f"estimated {shard_rec['estimated_s_per_backend']:.0f} s per backend")
         n = sum(len(s.batches) for s in plan)
         print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
         for s in plan:
@@ -170,13 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backends, off = select_backends(a.backends, reg)
     dev = _C.device_info()
-    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}"
+                                + (f"-{SH.shard_dir_name(*a.shard)}" if a.shard else ""))
     csv_path = os.path.join(out, "results.csv")
     with exit_2_on_bad_input(parser.prog):
         os.makedirs(out, exist_ok=True)
         if os.path.exists(csv_path) and not (a.resume or a.force):
             raise ValueError(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
         done = results.done_keys(csv_path) if a.resume else set()
+        if a.resume and (why := SH.resume_conflict(out, plan_rec, shard_rec)):
+            raise ValueError(why)
         json_path = os.path.join(out, "results.json")
         first_run = checks.read_resumed(json_path) if a.resume and os.path.exists(json_path) else None
 
@@ -234,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = results.metadata(argv, device, ceil, {
         "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
         "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted,
-        "backend_extra": stats.backend_extra})
+        "backend_extra": stats.backend_extra, "plan": plan_rec, "shard": shard_rec})
     if first_run is not None:
         meta = checks.merge_resumed(first_run, meta)
     results.write_json(json_path, meta)

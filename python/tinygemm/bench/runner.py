@@ -15,6 +15,7 @@ import torch
 from .. import _C, timing
 from ..backends import Backend, Prepared, Problem
 from ..results import row_key
+from .cost import gemm_bytes, gemm_flops
 
 # a point whose p90 exceeds this multiple of its p10 is flagged in its note
 UNSTABLE_P90_OVER_P10 = 1.5
@@ -124,9 +125,9 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
     fns = [(lambda s=s: prep.call(s, xin)) for s in prep.states]
     t = timing.measure(fns=fns, bytes_per_call=prep.weight_bytes, **opts.timing)
     stats.timed_s += t.median_us * t.samples * 1e-6
-    flops = 2.0 * M * shape.N * shape.K
+    flops = gemm_flops(M, shape.N, shape.K)
     x_bytes = M * shape.K * (1 if backend.op == "scaled_mm" else torch.finfo(prep.x_dtype).bits // 8)
-    nbytes = prep.weight_bytes + x_bytes + M * shape.N * 2
+    nbytes = gemm_bytes(prep.weight_bytes, x_bytes, M, shape.N)
     tflops = flops / (t.median_us * 1e6)
     gbps = nbytes / (t.median_us * 1e3)
     peak = _peak_for(backend, opts.dtype, opts.peaks)
