@@ -118,3 +118,16 @@ def test_gemm_sm90_rejects_bad_config():
             gemm_sm90(x, qw, block_m=bad)
     with pytest.raises(ValueError, match="split"):
         gemm_sm90(x, qw, split=9)
+
+
+def test_auto_dispatch_and_its_description():
+    """auto from the sm90 layout: the GEMV up to GEMV_MAX_M_SM90 rows, the Hopper GEMM above; describe()
+    names what runs with the heuristics' configuration."""
+    dev = torch.device("cuda")
+    assert api.choose_backend(api.GEMV_MAX_M_SM90, dev, formats.LAYOUT_SM90) == "gemv"
+    assert api.choose_backend(api.GEMV_MAX_M_SM90 + 1, dev, formats.LAYOUT_SM90) == "gemm_sm90"
+    d = api.describe("auto", 64, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
+    c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
+    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
+    assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
+    assert api.describe("triton", 64, 4096, 4096, 128, dev).startswith("w4a16_gemm (triton) ")

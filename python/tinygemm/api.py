@@ -61,6 +61,25 @@ def choose_backend(M: int, device: torch.device, layout: str = LAYOUT) -> str:
 _OPS = {"gemm_sm90": ops.w4a16_gemm_sm90, "triton": ops.w4a16_gemm}
 
 
+def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torch.device,
+             layout: str = LAYOUT) -> str:
+    """The kernel and launch configuration `backend` runs for an M x K x N product on `device` (what
+    each bench row records in its note): the launch heuristics' own answers, not a copy of them."""
+    backend = resolve_backend(backend)
+    if backend == "auto":
+        backend = choose_backend(M, device, layout)
+    props = torch.cuda.get_device_properties(device)
+    if backend == "gemv":
+        c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major)
+        return f"w4a16_gemv n_tiles={c['n_tiles']} warps={c['warps']} impl={c['impl']}"
+    if backend == "gemm_sm90":
+        c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
+        return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
+    from .triton.w4a16_gemm import pick_config
+
+    return f"w4a16_gemm (triton) {pick_config(M, N, K, group_size, props.multi_processor_count)}"
+
+
 def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> torch.Tensor:
     """y = x @ W for a 4-bit weight; x is [..., K] in the scales' dtype, y is [..., N]."""
     backend = resolve_backend(backend)

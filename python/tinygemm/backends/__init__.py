@@ -43,6 +43,8 @@ class Prepared:
     repack: Callable[[], Any] | None = None
     repack_from: str = ""
     note: str = ""
+    # the kernel and launch configuration run for M rows (each row's note records it)
+    config: Callable[[int], str] | None = None
     extra: dict = field(default_factory=dict)
 
     def add_copies(self, total: int) -> None:

@@ -36,6 +36,8 @@ class _Tinygemm(Backend):
     def run(qw: formats.QuantizedWeight, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    kernel = ""  # the w4a16_matmul backend this runs (api.BACKENDS)
+
     def layout(self, device: torch.device) -> str:
         return formats.LAYOUT
 
@@ -48,13 +50,16 @@ class _Tinygemm(Backend):
                         weight_format=f"tinygemm_{qw.format}_g{p.group_size}", x_dtype=p.dtype,
                         repack=lambda: formats.to_layout(formats.from_gptq(**gptq(), group_size=p.group_size),
                                                          qw.layout),
-                        repack_from="GPTQ qweight/qzeros/scales (tinygemm.formats.from_gptq)")
+                        repack_from="GPTQ qweight/qzeros/scales (tinygemm.formats.from_gptq)",
+                        config=(lambda M: api.describe(self.kernel, M, p.N, p.K, p.group_size, w.device, qw.layout))
+                        if self.kernel else None)
 
 
 class TinygemmCuda(_Tinygemm):
     """tinygemm w4a16_gemv: tensor-core GEMV for decode (fast at M <= 16; any M correct)."""
 
     name = "tinygemm_cuda"
+    kernel = "gemv"
 
     @staticmethod
     def run(qw, x):
@@ -65,6 +70,7 @@ class TinygemmGemmSm90(_Tinygemm):
     """tinygemm w4a16_gemm_sm90: Hopper tensor-core GEMM (wgmma, TMA, cluster split-K), any M."""
 
     name = "tinygemm_gemm_sm90"
+    kernel = "gemm_sm90"
 
     def unavailable(self):
         why = super().unavailable()
@@ -88,6 +94,7 @@ class TinygemmAuto(_Tinygemm):
     """tinygemm w4a16_matmul(backend='auto'): the kernel its dispatch picks for M, N, K and the GPU."""
 
     name = "tinygemm_auto"
+    kernel = "auto"
 
     def layout(self, device):
         return api.preferred_layout(device)
@@ -101,6 +108,7 @@ class TinygemmTriton(_Tinygemm):
     """tinygemm w4a16_gemm: Triton INT4 GEMM for any M (launch configuration from pick_config)."""
 
     name = "tinygemm_triton"
+    kernel = "triton"
 
     def unavailable(self):
         try:

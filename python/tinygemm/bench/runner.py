@@ -98,7 +98,8 @@ def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
 def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
                   stats: Stats) -> dict:
     row = base_row(shape, backend, M, opts)
-    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6, note=prep.note)
+    note = "; ".join(n for n in (prep.config(M) if prep.config else "", prep.note) if n)
+    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6, note=note)
     xin, xref = prep.input(x)
     # correctness first: one run outside timing, against the fp32 reference
     torch.cuda.reset_peak_memory_stats()
