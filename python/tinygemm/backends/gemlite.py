@@ -81,14 +81,18 @@ class Gemlite(Backend):
         self._extra: dict = {}
 
     def unavailable(self):
+        # the import first: its failure is the most useful reason (gemlite queries the GPU at import)
+        try:
+            importlib.import_module("gemlite")
+        except ImportError as e:
+            return f"gemlite is not installed or lacks a dependency ({e}); pip install gemlite"
+        except Exception as e:
+            why = str(e).splitlines()[0] if str(e) else ""
+            return f"gemlite failed to import: {type(e).__name__}: {why}"
         if not torch.cuda.is_available():
             return "no GPU visible to torch"
         if torch.version.hip is not None:
-            return "gemlite's INT4 path is not run on ROCm here (tinygemm's gemlite backend is NVIDIA-only)"
-        try:
-            importlib.import_module("gemlite")
-        except Exception as e:  # ImportError, or gemlite's own device queries failing at import
-            return f"gemlite is not importable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return "tinygemm's gemlite backend is NVIDIA-only (its configs here are gemlite's NVIDIA lists)"
         return None
 
     def unsupported(self, p: Problem):
@@ -134,11 +138,11 @@ class Gemlite(Backend):
     def _autotuners() -> list:
         from triton.runtime.autotuner import Autotuner
 
-        tuners = []
+        tuners: dict[int, Autotuner] = {}  # the modules' current ones (set_autotune reloads them), once each
         for m in KERNEL_MODULES:
             mod = importlib.import_module(f"gemlite.triton_kernels.{m}")
-            tuners += [v for v in vars(mod).values() if isinstance(v, Autotuner)]
-        return tuners
+            tuners.update({id(v): v for v in vars(mod).values() if isinstance(v, Autotuner)})
+        return list(tuners.values())
 
     def _record(self, lin, x: torch.Tensor, p: Problem) -> None:
         """Run x once (outside timing: autotunes this M) and record the kernel type and Triton config
