@@ -12,6 +12,12 @@ M the per-layer times and their sum per backend, % of the byte floor and of the 
 the bars, each MET or MISSED with its numbers. A backend that cannot run on the machine is skipped by
 the bench and named in the summary. Exit codes: 2 for bad arguments or missing results.
 
+gemlite autotunes each (shape, M) once before it is timed (its "fast" config list, timed in CUDA
+graphs; tinygemm.backends.gemlite), compiling every candidate: minutes per model on a fresh machine.
+Its choices are merged into OUT/gemlite_config.json after each model; `--gemlite-config FILE` replays
+them without tuning (gemlite's config caching), so a second run runs exactly the same kernels. To fit
+time limits, run the models one at a time: `--models Llama-3-8B:1`, then `--models Llama-3-70B:4 --resume`.
+
 Floors (per layer, summed over the model's layers):
   byte floor    = (packed 4-bit weights + group scales + 4-bit zero points when --asym + x + y, all 16-bit
                   activations and scales) / the measured copy bandwidth (results.json:
@@ -113,10 +119,12 @@ def from_rows(rows: list[dict], meta: dict) -> Results:
     ceil = meta.get("measured_ceilings") or {}
     missing = [k for k in ("copy_gbps", "matmul_tflops") if not ceil.get(k)]
     if missing:
-        raise ValueError(f"results.json's measured_ceilings lacks {', '.join(missing)} (has: {', '.join(ceil) or 'nothing'})")
+        raise ValueError(f"results.json's measured_ceilings lacks {', '.join(missing)} "
+                         f"(has: {', '.join(ceil) or 'nothing'})")
     configs = {(r["act_dtype"], r["group_size"]) for r in rows}
     if len(configs) > 1:
-        raise ValueError(f"the results mix activation dtypes / group sizes {sorted(configs)}; summarize one per directory")
+        raise ValueError(f"the results mix activation dtypes / group sizes {sorted(configs)}; "
+                         "summarize one configuration per directory")
     if not rows:
         raise ValueError("results.csv has no measured rows")
     act_dtype, group_size = configs.pop()
@@ -134,7 +142,8 @@ def from_rows(rows: list[dict], meta: dict) -> Results:
             not_ok.append(r)
     return Results(times=times, layers=layers, batches=sorted({int(r["M"]) for r in rows}), backends=backends,
                    copy_gbps=float(ceil["copy_gbps"]), matmul_tflops=float(ceil["matmul_tflops"]),
-                   act_dtype=act_dtype, group_size=int(group_size), asym="--asym" in meta.get("command", "").split(),
+                   act_dtype=act_dtype, group_size=int(group_size),
+                   asym="--asym" in meta.get("command", "").split(),
                    unavailable=dict(meta.get("unavailable") or {}), not_ok=not_ok,
                    device=(meta.get("device") or {}).get("name", ""))
 
@@ -153,8 +162,8 @@ class Verdict:
     M: int | None = None
 
     def line(self) -> str:
-        return f"- **{self.status}** {self.model} TP{self.tp}" + (f", M = {self.M}" if self.M is not None else "") \
-            + f": {self.bar}: {self.detail}"
+        at = f", M = {self.M}" if self.M is not None else ""
+        return f"- **{self.status}** {self.model} TP{self.tp}{at}: {self.bar}: {self.detail}"
 
 
 def issue11_limit(M: int) -> tuple[float, str]:
@@ -200,7 +209,8 @@ def evaluate_bars(res: Results) -> list[Verdict]:
                 limit, bar = lim12
                 floor = res.byte_floor(model, tp, M)
                 if ours is None:
-                    out.append(Verdict(12, model, tp, bar, "NOT MEASURED", f"{OURS} not measured at every layer", M))
+                    out.append(Verdict(12, model, tp, bar, "NOT MEASURED",
+                                       f"{OURS} not measured at every layer", M))
                 else:
                     ratio = ours / floor
                     out.append(Verdict(12, model, tp, bar, "MET" if ratio <= limit else "MISSED",
@@ -224,7 +234,8 @@ def _faster_than_marlin(res: Results, model: str, tp: int, M: int) -> Verdict:
         if not ours < theirs:
             slower.append(lay)
     if missing:
-        return Verdict(12, model, tp, bar, "NOT MEASURED", f"no {OURS} or {marlin} time for {', '.join(missing)}", M)
+        return Verdict(12, model, tp, bar, "NOT MEASURED",
+                       f"no {OURS} or {marlin} time for {', '.join(missing)}", M)
     detail = "; ".join(cells) + " us" + (f"; not faster: {', '.join(slower)}" if slower else "")
     return Verdict(12, model, tp, bar, "MISSED" if slower else "MET", detail, M)
 
@@ -236,8 +247,8 @@ def markdown(res: Results) -> str:
     fmt = "uint4 with zero points" if res.asym else "uint4b8 (symmetric)"
     g = "per channel" if res.group_size == -1 else f"group {res.group_size}"
     lines = [f"# INT4 (W4A16) bar: {res.act_dtype}, {g}, {fmt}; graph-timed, cold L2", "",
-             f"{res.device}; measured copy bandwidth {res.copy_gbps:.0f} GB/s, bf16 matmul {res.matmul_tflops:.0f} "
-             f"TFLOP/s. Times in us (median); byte floor = packed weights + scales"
+             f"{res.device}; measured copy bandwidth {res.copy_gbps:.0f} GB/s, bf16 matmul "
+             f"{res.matmul_tflops:.0f} TFLOP/s. Times in us (median); byte floor = packed weights + scales"
              + (" + 4-bit zero points" if res.asym else "") + " + x + y over the copy bandwidth; compute floor = "
              "2*M*N*K over the matmul rate. torch_int4pack runs bf16 whatever the dtype (its only one).", ""]
     if res.unavailable:
@@ -245,8 +256,8 @@ def markdown(res: Results) -> str:
                   + "; ".join(f"{b}: {why}" for b, why in res.unavailable.items()), ""]
     verdicts = evaluate_bars(res)
     lines += ["## Bars", ""]
-    for issue, title in ((11, "issue 11 (tinygemm_auto vs the fastest of Marlin, Machete, gemlite, torch int4pack, "
-                                "torch fp16; summed over the layers)"),
+    for issue, title in ((11, "issue 11 (tinygemm_auto vs the fastest of Marlin, Machete, gemlite, "
+                                "torch int4pack, torch fp16; summed over the layers)"),
                          (12, "issue 12 (decode: tinygemm_auto against the byte floor and Marlin)")):
         mine = [v for v in verdicts if v.issue == issue]
         counts = {s: sum(v.status == s for v in mine) for s in ("MET", "MISSED", "NOT MEASURED")}
@@ -255,14 +266,17 @@ def markdown(res: Results) -> str:
     for model, tp in res.layers:
         lays = res.layers[(model, tp)]
         lines += [f"## {model} TP{tp}", "", f"Summed over the {len(lays)} layers (us); **bold** = fastest:", "",
-                  "| backend | " + " | ".join(f"M={M}" for M in res.batches) + " |", "|---" * (len(res.batches) + 1) + "|"]
+                  "| backend | " + " | ".join(f"M={M}" for M in res.batches) + " |",
+                  "|---" * (len(res.batches) + 1) + "|"]
         overview = {b: [res.total(model, tp, b, M) for M in res.batches] for b in res.backends}
         fastest = [min((v[i] for v in overview.values() if v[i] is not None), default=None)
                    for i in range(len(res.batches))]
         for b, vals in overview.items():
-            lines.append(f"| {b} | " + " | ".join("-" if t is None else f"**{t:.1f}**" if t == fastest[i] else f"{t:.1f}"
-                                                  for i, t in enumerate(vals)) + " |")
-        lines.append("| byte floor | " + " | ".join(f"{res.byte_floor(model, tp, M):.1f}" for M in res.batches) + " |")
+            cells = ["-" if t is None else f"**{t:.1f}**" if t == fastest[i] else f"{t:.1f}"
+                     for i, t in enumerate(vals)]
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append("| byte floor | " + " | ".join(f"{res.byte_floor(model, tp, M):.1f}" for M in res.batches)
+                     + " |")
         lines += ["| compute floor | " + " | ".join(f"{res.compute_floor(model, tp, M):.1f}" for M in res.batches)
                   + " |", ""]
         for M in res.batches:
@@ -279,13 +293,14 @@ def markdown(res: Results) -> str:
                 tail = ["-", "-", "-"] if s is None else [
                     f"**{s:.1f}**" if s == best else f"{s:.1f}", f"{100 * bfl / s:.0f}%", f"{100 * cfl / s:.0f}%"]
                 lines.append(f"| {b} | " + " | ".join(cells + tail) + " |")
-            lines.append("| byte floor | " + " | ".join(f"{res.byte_floor(model, tp, M, lay):.2f}" for lay, _, _ in lays)
-                         + f" | {bfl:.1f} | 100% | |")
+            lines.append("| byte floor | " + " | ".join(f"{res.byte_floor(model, tp, M, lay):.2f}"
+                                                      for lay, _, _ in lays) + f" | {bfl:.1f} | 100% | |")
             lines.append("| compute floor | " + " | ".join(f"{res.compute_floor(model, tp, M, lay):.2f}"
                                                          for lay, _, _ in lays) + f" | {cfl:.1f} | | 100% |")
             lines.append("")
     if res.not_ok:
-        lines += ["## Rows not ok", "", "| backend | model | layer | M | status | note |", "|---|---|---|---|---|---|"]
+        lines += ["## Rows not ok", "", "| backend | model | layer | M | status | note |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['backend']} | {r['model']} TP{r['tp']} | {r['layer']} | {r['M']} | {r['status']} | "
                   f"{r.get('note', '')[:160]} |" for r in res.not_ok]
         lines.append("")
@@ -315,18 +330,22 @@ def parse_models(spec: str) -> list[tuple[str, int]]:
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python bench/w4a16_decode.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="w4a16_decode", help="the results directory (results.csv, results.json, the .md)")
+    p.add_argument("--out", default="w4a16_decode",
+                   help="the results directory (results.csv, results.json, the .md)")
     p.add_argument("--summarize-only", action="store_true", help="only re-summarize OUT's results")
     p.add_argument("--models", default=",".join(f"{m}:{tp}" for m, tp in MODELS), help="MODEL:TP list")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)), help="M values, comma-separated")
-    p.add_argument("--backends", default=None, help="comma-separated backends (default: every peer and tinygemm kernel)")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated backends (default: every peer and tinygemm kernel)")
     p.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16")
     p.add_argument("--group-size", type=int, choices=[32, 64, 128, -1], default=128)
     p.add_argument("--asym", action="store_true", help="zero points (uint4; Marlin/Machete's uint4 variants)")
     p.add_argument("--gemlite-autotune", choices=["fast", "max", "default"], default="fast",
                    help="gemlite's autotune mode (see tinygemm.backends.gemlite)")
-    p.add_argument("--gemlite-config", default=None, help="a gemlite config JSON to load (skips autotuning its shapes)")
-    p.add_argument("--gemlite-save-config", default=None, help="write gemlite's tuned configs here after the run")
+    p.add_argument("--gemlite-config", default=None,
+                   help="a gemlite config JSON to load (skips autotuning its shapes)")
+    p.add_argument("--gemlite-save-config", default=None,
+                   help="where gemlite's tuned configs go after each model (default OUT/gemlite_config.json)")
     p.add_argument("--force", action="store_true", help="overwrite OUT/results.csv")
     p.add_argument("--resume", action="store_true", help="continue OUT/results.csv")
     a = p.parse_args(argv)
@@ -349,16 +368,27 @@ def run(a) -> int:
     for i, (model, tp) in enumerate(a.model_list):
         keep = ["--resume"] if (i > 0 or a.resume) else (["--force"] if a.force else [])
         rc = bench_main(["--model", model, "--tp", str(tp), "--batches", ",".join(map(str, a.batch_list)),
-                         "--backends", backends, "--mode", "graph", "--l2", "cold", "--group-size", str(a.group_size),
-                         "--dtype", a.dtype, *(["--asym"] if a.asym else []), "--out", a.out, "--quiet", *keep])
+                         "--backends", backends, "--mode", "graph", "--l2", "cold",
+                         "--group-size", str(a.group_size), "--dtype", a.dtype, *(["--asym"] if a.asym else []),
+                         "--out", a.out, "--quiet", *keep])
         if rc:
             return rc
         shutil.copyfile(os.path.join(a.out, "results.json"), os.path.join(a.out, f"results-{model}-tp{tp}.json"))
-    if a.gemlite_save_config:
-        import gemlite
-
-        gemlite.cache_config(a.gemlite_save_config)
+        save_gemlite_configs(backends, a.gemlite_save_config or os.path.join(a.out, "gemlite_config.json"))
     return 0
+
+
+def save_gemlite_configs(backends: str, path: str) -> None:
+    """gemlite's tuned configs, merged into `path` (gemlite.cache_config): --gemlite-config PATH replays
+    them in a later run without tuning. Saved after each model, before the next run's registry resets
+    gemlite's autotuners."""
+    if "gemlite" not in backends.split(","):
+        return
+    try:
+        import gemlite
+    except Exception:  # unavailable: the bench skipped it and results.json says why
+        return
+    gemlite.cache_config(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,9 @@ class Gemlite(Backend):
     name = "gemlite"
     op = "gemlite"
     tolerance = 2e-2
+    # asked for by name: its autotuning compiles every candidate config per (shape, M range), minutes
+    # for a model's layers, too long for the default sweep of ~70 batch sizes
+    default = False
     autotune = "fast"                  # gemlite.set_autotune's mode: "fast", "max" or "default" (no tuning)
     config_path: str | None = None     # a gemlite config JSON to load (gemlite.load_config) before tuning
 
@@ -129,8 +132,8 @@ class Gemlite(Backend):
             if not gemlite.load_config(self.config_path):
                 raise ValueError(f"gemlite could not load the config file {self.config_path}")
             loaded = self.config_path
-        self._configured = (f"gemlite {gemlite.__version__}, autotune {self.autotune!r} in CUDA graphs, per exact M, "
-                            f"kernel caching off, configs preloaded: {loaded or 'none'}")
+        self._configured = (f"gemlite {gemlite.__version__}, autotune {self.autotune!r} in CUDA graphs, "
+                            f"per exact M, kernel caching off, configs preloaded: {loaded or 'none'}")
         self._extra.update(settings=self._configured, ran=self._ran)
         return self._configured
 
@@ -158,7 +161,8 @@ class Gemlite(Backend):
             t.best_config = None
         lin(x)
         torch.cuda.synchronize()
-        chosen = [str(t.best_config) for t in tuners if getattr(t, "best_config", None) is not None]
+        chosen = [", ".join(f"{k}: {v}" for k, v in t.best_config.all_kwargs().items() if v is not None)
+                  for t in tuners if getattr(t, "best_config", None) is not None]
         self._ran[key] = f"{core.get_matmul_type(M, lin.W_nbits)}: {'; '.join(chosen) or 'config not exposed'}"
 
     # --- the backend ---------------------------------------------------------------------------------
