@@ -102,7 +102,7 @@ def tensor_bytes(state) -> int:
 
 def registry() -> dict[str, Backend]:
     """Every backend tinygemm knows, available or not, by name."""
-    from . import aiter, machete, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
+    from . import aiter, gemlite, machete, marlin, tinygemm_kernels, torch_fp8, torch_int4pack, torch_matmul
 
     backends: list[Backend] = [
         torch_matmul.TorchMatmul(),
@@ -116,6 +116,7 @@ def registry() -> dict[str, Backend]:
         tinygemm_kernels.TinygemmAuto(),
         *marlin.variants(),
         *machete.variants(),
+        gemlite.Gemlite(),
         aiter.AiterA8W8("ck"),
         aiter.AiterA8W8("bpreshuffle"),
     ]

@@ -32,7 +32,7 @@ def other_peers() -> list[tuple[str, str]]:
         has24 = hasattr(v.ops, "gptq_marlin_24_gemm")
         out.append(("vllm_marlin_24 (2:4 sparse)", f"{ver} has gptq_marlin_24_gemm, not yet wrapped by tinygemm"
                     if has24 else f"{ver} has no gptq_marlin_24_gemm (removed from vLLM)"))
-    for mod in ("exllamav2", "gemlite"):
+    for mod in ("exllamav2",):  # gemlite has its own backend (backends/gemlite.py)
         out.append((mod, "installed, not yet wrapped by tinygemm" if importlib.util.find_spec(mod)
                     else "not installed (pip install " + mod + "); no backend"))
     return out
