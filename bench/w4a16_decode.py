@@ -2,7 +2,7 @@
 
     python bench/w4a16_decode.py --out DIR                     # fp16, group 128, symmetric (the bar)
     python bench/w4a16_decode.py --out DIR --dtype bf16         # issue 12's extra reports
-    python bench/w4a16_decode.py --out DIR --group-size 64 --asym
+    python bench/w4a16_decode.py --out DIR --group-size 64 --asym     # (and --group-size -1 --asym)
     python bench/w4a16_decode.py --out DIR --summarize-only     # re-summarize DIR's results
 
 Runs `python -m tinygemm.bench` (graph-timed, cold L2) into DIR once per model (Llama-3-8B TP1 and
@@ -14,7 +14,7 @@ the bench and named in the summary. Exit codes: 2 for bad arguments or missing r
 
 gemlite autotunes each (shape, M) once before it is timed (its "fast" config list, timed in CUDA
 graphs; tinygemm.backends.gemlite), compiling every candidate: minutes per model on a fresh machine.
-Its choices are merged into OUT/gemlite_config.json after each model; `--gemlite-config FILE` replays
+Its choices are merged into DIR/gemlite_config.json after each model; `--gemlite-config FILE` replays
 them without tuning (gemlite's config caching), so a second run runs exactly the same kernels. To fit
 time limits, run the models one at a time: `--models Llama-3-8B:1`, then `--models Llama-3-70B:4 --resume`.
 
@@ -345,7 +345,7 @@ def parse_args(argv):
     p.add_argument("--gemlite-config", default=None,
                    help="a gemlite config JSON to load (skips autotuning its shapes)")
     p.add_argument("--gemlite-save-config", default=None,
-                   help="where gemlite's tuned configs go after each model (default OUT/gemlite_config.json)")
+                   help="where gemlite's tuned configs go after each model (default: OUT/gemlite_config.json)")
     p.add_argument("--force", action="store_true", help="overwrite OUT/results.csv")
     p.add_argument("--resume", action="store_true", help="continue OUT/results.csv")
     a = p.parse_args(argv)

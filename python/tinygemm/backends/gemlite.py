@@ -9,7 +9,7 @@ gemlite.helper.A16Wn builds) in its HQQ convention w = (q - z) * s, codes [N, K]
   - group -1: group_size = K with the mode helper.A16Wn sets for it ((q - z) * s, no post-scale).
 gemlite packs the codes 8 per int32 along K itself (its default 32-bit packing).
 
-Autotuning (set once per process, before the first weight is packed; recorded in every row's note):
+Autotuning (set before the first weight is packed; recorded in every row's note):
   - gemlite's "fast" config list (its default; "max" is a cross product of ~1000 configs per kernel),
     timed in CUDA graphs (gemlite's enable_cudagraph_autotune: its more accurate timing, and the
     launch mode this benchmark times in);
@@ -114,7 +114,8 @@ class Gemlite(Backend):
     # --- gemlite's global settings -----------------------------------------------------------------
 
     def _configure(self) -> str:
-        """Set gemlite's autotuning once per process; return what was set (for the note)."""
+        """Set gemlite's (process-wide) autotuning, once per backend instance (the bench makes one per
+        run); return what was set, for the note."""
         if self._configured is not None:
             return self._configured
         import gemlite
