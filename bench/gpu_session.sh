@@ -12,6 +12,10 @@ export PYTHONUNBUFFERED=1
 stages=${*:-build test}
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/session.log"; }
 
+if ls .whl/*.whl >/dev/null 2>&1; then  # carried wheels (gemlite): installed beside vLLM
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/whl-site .whl/*.whl \
+    && export PYTHONPATH=/tmp/whl-site${PYTHONPATH:+:$PYTHONPATH}
+fi
 if [ -d .vllm-bundle ]; then
   bash .vllm-bundle/install.sh /tmp/vllm-site >/dev/null && export PYTHONPATH=/tmp/vllm-site${PYTHONPATH:+:$PYTHONPATH}
   export TINYGEMM_IMPORT_VLLM_STUBS=1
@@ -52,7 +56,7 @@ for s in $stages; do
       python3 bench/tune_w4a16_gemv.py --out "$OUT/tune_w4a16_gemv.csv" 2>&1 | tail -60 ;;
     decode)
       log "INT4 decode benchmark (issue 3)"
-      python3 bench/w4a16_decode.py --out "$OUT" 2>&1 | tail -60 ;;
+      python3 bench/w4a16_decode.py --out "$OUT/w4a16_decode" --force 2>&1 | tail -60 ;;
     harness-ncu)
       log "harness vs ncu"
       python3 bench/harness_vs_ncu.py --out "$OUT/harness_vs_ncu.csv" --out-spin "$OUT/harness_vs_ncu_spin.csv" 2>&1 \
