@@ -95,9 +95,16 @@ __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 
 // A lane's x values for mmas 2h and 2h + 1, as (b0, b1) of the first and (b0, b1) of the second, are
 // 8 consecutive values (pairs 4t .. 4t + 3 of the 32-value block) in the GEMV layout: one 16-byte
-// load. In the sm90 layout's natural k order they are pairs t, t + 4, t + 8, t + 12: the 4 lanes of
-// a quad load their 16 bytes as in the GEMV layout and transpose the quad's 4 x 4 pairs with 4
-// shuffles (4 separate 4-byte loads per lane instead made M = 16 60 % slower). All lanes call it.
+// load. In the sm90 layout's natural k order they are pairs t, t + 4, t + 8, t + 12. Measured on an
+// H200 (bench/results/h200/README.md): with one m8 tile (M <= 8) four 4-byte loads (load_pairs) cost
+// ~3 %, where a quad transpose cost ~15 %; with two m8 tiles the 4-byte loads made M = 16 40-75 %
+// slower, so there the 4 lanes of a quad load 16 bytes as in the GEMV layout and transpose the
+// quad's 4 x 4 pairs with 4 shuffles (quad_transpose; all lanes call it).
+__device__ __forceinline__ uint4 load_pairs(const void* p) {
+  const std::uint32_t* w = static_cast<const std::uint32_t*>(p);
+  return make_uint4(w[0], w[4], w[8], w[12]);
+}
+
 __device__ __forceinline__ uint4 quad_transpose(uint4 v, int t) {
   // exchange 2 x 2 blocks with the lane 2 away, then single pairs with the lane 1 away
   const bool hi = t & 2;
@@ -164,8 +171,9 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        st.xv[u][mt][h] = cok && cx.xok[mt] ? *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h)
-                                            : make_uint4(0, 0, 0, 0);
+        st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0)
+                          : cx.knat && MT == 1 ? load_pairs(cx.xrow[mt] + c * 64 + 32 * h)
+                                               : *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -195,7 +203,7 @@ __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
     // x in mma order: transposed here (in place), where the loads have landed, not where they were issued
-    if (knat) {
+    if (knat && MT == 2) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -272,7 +280,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
     cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + (knat && MT == 1 ? 2 : 8) * t;
   }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
