@@ -5,9 +5,9 @@
     python bench/w4a16_decode.py --out DIR --group-size 64 --asym     # (and --group-size -1 --asym)
     python bench/w4a16_decode.py --out DIR --summarize-only     # re-summarize DIR's results
 
-Runs `python -m tinygemm.bench` (graph-timed, cold L2) into DIR once per model (Llama-3-8B TP1 and
-Llama-3-70B TP4 by default; the second run resumes the first's results.csv, and each run's
-results.json is kept as results-<model>-tp<tp>.json), then writes DIR/w4a16_decode.md: per model and
+Runs `python -m tinygemm.bench` (graph-timed, cold L2) once per model into DIR/<model>-tp<tp>/
+(Llama-3-8B TP1 and Llama-3-70B TP4 by default; each run's results.json is also kept as
+DIR/results-<model>-tp<tp>.json), joins their rows into DIR/results.csv, then writes DIR/w4a16_decode.md: per model and
 M the per-layer times and their sum per backend, % of the byte floor and of the compute floor, and
 the bars, each MET or MISSED with its numbers. A backend that cannot run on the machine is skipped by
 the bench and named in the summary. Exit codes: 2 for bad arguments or missing results.
@@ -365,17 +365,40 @@ def run(a) -> int:
 
     Gemlite.autotune, Gemlite.config_path = a.gemlite_autotune, a.gemlite_config
     backends = a.backends or ",".join(default_backends(a.asym))
-    for i, (model, tp) in enumerate(a.model_list):
-        keep = ["--resume"] if (i > 0 or a.resume) else (["--force"] if a.force else [])
+    # one bench run per model (each its own plan: --resume continues only the same plan), then their
+    # rows joined into OUT/results.csv and the first run's results.json kept as OUT/results.json
+    parts = []
+    for model, tp in a.model_list:
+        part = os.path.join(a.out, f"{model}-tp{tp}")
+        keep = ["--resume"] if a.resume and os.path.exists(os.path.join(part, "results.csv")) else ["--force"]
         rc = bench_main(["--model", model, "--tp", str(tp), "--batches", ",".join(map(str, a.batch_list)),
                          "--backends", backends, "--mode", "graph", "--l2", "cold",
                          "--group-size", str(a.group_size), "--dtype", a.dtype, *(["--asym"] if a.asym else []),
-                         "--out", a.out, "--quiet", *keep])
+                         "--out", part, "--quiet", *keep])
         if rc:
             return rc
-        shutil.copyfile(os.path.join(a.out, "results.json"), os.path.join(a.out, f"results-{model}-tp{tp}.json"))
+        shutil.copyfile(os.path.join(part, "results.json"), os.path.join(a.out, f"results-{model}-tp{tp}.json"))
         save_gemlite_configs(backends, a.gemlite_save_config or os.path.join(a.out, "gemlite_config.json"))
+        parts.append(part)
+    join_parts(parts, a.out)
     return 0
+
+
+def join_parts(parts: list[str], out: str) -> None:
+    """The per-model runs' rows in one OUT/results.csv (columns in the first's order, then any new)."""
+    rows, fields = [], []
+    for part in parts:
+        with open(os.path.join(part, "results.csv"), newline="") as f:
+            r = csv.DictReader(f)
+            fields += [c for c in r.fieldnames or [] if c not in fields]
+            rows += list(r)
+    tmp = os.path.join(out, "results.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, os.path.join(out, "results.csv"))
+    shutil.copyfile(os.path.join(parts[0], "results.json"), os.path.join(out, "results.json"))
 
 
 def save_gemlite_configs(backends: str, path: str) -> None:
