@@ -11,7 +11,7 @@ for f in "${srcs[@]}"; do
   hipcc -x hip --offload-arch=gfx90a -std=c++17 -O2 -Werror=return-type -Icsrc/include -Icsrc -c "$f" -o /dev/null
 done
 for f in csrc/harness/stats.cpp csrc/harness/timer_policy.cpp csrc/harness/clock.cpp csrc/harness/kernel_trace.cpp \
-         csrc/kernels/w4a16_host.cpp; do
+         csrc/kernels/w4a16_host.cpp csrc/kernels/w4a16_gemm_sm90_stub.cpp; do
   echo "hipcc host: $f"
   hipcc -std=c++17 -O2 -DTINYGEMM_HIP=1 -Icsrc/include -Icsrc -c "$f" -o /dev/null
 done
