@@ -339,15 +339,16 @@ def _write(path: str | None, rows: list[dict]) -> None:
 
 
 def _table(title: str, rows: list[dict], cols: list[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from .display import console, number
 
     t = Table(title=title)
     for c in cols:
         t.add_column(c)
     for r in rows:
-        t.add_row(*[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
-    Console().print(t)
+        t.add_row(*[number(r[c], 3) if isinstance(r[c], float) else str(r[c]) for c in cols])
+    console().print(t)
 
 
 # --- per-model sums ------------------------------------------------------------------------------

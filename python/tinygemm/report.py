@@ -28,11 +28,9 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 
 def _fmt(v) -> str:
-    try:
-        f = float(v)
-        return f"{f:.4g}"
-    except (TypeError, ValueError):
-        return str(v)
+    from .display import number
+
+    return number(v)
 
 
 def render(results_dir: str) -> str:

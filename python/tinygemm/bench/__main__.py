@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(prog="python -m tinygemm.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("shapes")
-    g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B); known: {', '.join(S.MODELS)}")
+    g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B), as named here, by an alias or a Hugging Face id "
+                   f"(llama3_8b, Llama-3.1-8B, meta-llama/Meta-Llama-3-8B); known: {', '.join(S.MODELS)}")
     # --tp, --module and --batches default to None so a flag that would be ignored can be told from a
     # default (bench/checks.py); build_plan fills in 1, all and vllm
     g.add_argument("--tp", nargs="+", type=int, default=None, help="tensor-parallel sizes (default 1)")
@@ -115,25 +116,52 @@ def select_backends(spec: str, reg: dict) -> tuple[list, list[tuple[str, str]]]:
     return usable, off
 
 
+def binaries() -> list[tuple[str, str]]:
+    """(binary, status) for the microbenchmark binaries: one missing for lack of cuBLAS says so."""
+    import shutil
+    import sysconfig
+
+    def found(name: str) -> bool:
+        return bool(shutil.which(name)) or os.path.exists(os.path.join(sysconfig.get_path("scripts"), name))
+
+    if not found("tinygemm-bench-bandwidth"):
+        why = "not installed (a CPU-only build: no CUDA toolkit or ROCm was found when tinygemm was built)"
+        return [(b, why) for b in ("tinygemm-bench-bandwidth", "tinygemm-bench-gemm")]
+    return [("tinygemm-bench-bandwidth", "installed"),
+            ("tinygemm-bench-gemm", "installed" if found("tinygemm-bench-gemm") else
+             "not installed: cuBLAS (hipBLAS on ROCm) was not found when tinygemm was built; install cuBLAS "
+             "(the CUDA toolkit's, or the nvidia-cublas wheel of a CUDA torch) and reinstall tinygemm")]
+
+
 def list_backends(reg: dict) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from ..display import console
+    from ..precision import precision_class
+
+    out = console()
     t = Table(title="tinygemm backends")
-    for c in ("backend", "op", "default", "status"):
-        t.add_column(c)
+    for c in ("backend", "op", "precision", "default", "status"):
+        t.add_column(c, no_wrap=c == "backend")
     for n, b in reg.items():
         why = b.unavailable()
-        t.add_row(n, b.op, "yes" if b.default else "", "[green]available[/]" if why is None else f"[red]{why}[/]")
-    Console().print(t)
+        t.add_row(n, b.op, precision_class(n, b.op), "yes" if b.default else "",
+                  "[green]available[/]" if why is None else f"[red]{why}[/]")
+    out.print(t)
     from ..backends.peers import other_peers
 
     t = Table(title="other INT4/INT8 kernels looked for")
-    t.add_column("peer")
+    t.add_column("peer", no_wrap=True)
     t.add_column("status")
     for n, why in other_peers():
         t.add_row(n, why)
-    Console().print(t)
+    out.print(t)
+    t = Table(title="microbenchmark binaries")
+    t.add_column("binary", no_wrap=True)
+    t.add_column("status")
+    for n, why in binaries():
+        t.add_row(n, why if why == "installed" else f"[yellow]{why}[/]")
+    out.print(t)
     return 0
 
 
@@ -205,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         json_path = os.path.join(out, "results.json")
         first_run = checks.read_resumed(json_path) if a.resume and os.path.exists(json_path) else None
 
-    from rich.console import Console
+    from ..display import console as make_console
 
-    console = Console(stderr=True, quiet=a.quiet)
+    console = make_console(stderr=True, quiet=a.quiet)
     for n, why in off:
         console.print(f"[yellow]skipping {n}[/]: {why}")
     if not backends:
@@ -277,26 +305,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(rows: list[dict], console) -> None:
-    """Per backend, the median time summed over the layers, at a few batch sizes."""
+    """Per precision class and backend, the median time summed over the layers, at a few batch sizes;
+    * marks the fastest of its class (an FP8 W8A8 kernel does not do a W4A16 kernel's job)."""
     from rich.table import Table
 
-    ok = [r for r in rows if r.get("status") == "ok"]
+    from ..precision import class_order, precision_class
+
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("op") != "prepare"]
     if not ok:
         return
     Ms = sorted({int(r["M"]) for r in ok})
     show = [m for m in (1, 4, 16, 64, 256, 512, 1024, 4096) if m in Ms] or Ms[:6]
-    t = Table(title="time summed over the layers (us); * = fastest")
-    t.add_column("backend")
+    t = Table(title="time summed over the layers (us); * = fastest of its precision class")
+    t.add_column("class", no_wrap=True)
+    t.add_column("backend", no_wrap=True)
     for m in show:
         t.add_column(f"M={m}", justify="right")
-    sums = {}
+    sums: dict[tuple[str, str], dict[int, float]] = {}
     for r in ok:
         if int(r["M"]) in show:
-            sums.setdefault(r["backend"], {}).setdefault(int(r["M"]), 0.0)
-            sums[r["backend"]][int(r["M"])] += float(r["time_us"])
-    best = {m: min((v[m] for v in sums.values() if m in v), default=None) for m in show}
-    for b, v in sums.items():
-        t.add_row(b, *[("" if m not in v else f"{v[m]:.1f}{'*' if v[m] == best[m] else ''}") for m in show])
+            v = sums.setdefault((precision_class(r["backend"], r.get("op", ""), r.get("weight_format", "")),
+                                 r["backend"]), {})
+            v[int(r["M"])] = v.get(int(r["M"]), 0.0) + float(r["time_us"])
+    best = {(c, m): min(v[m] for (cc, _), v in sums.items() if cc == c and m in v)
+            for (c, _), vv in sums.items() for m in vv}
+    for (c, b), v in sorted(sums.items(), key=lambda kv: (class_order(kv[0][0]), kv[0][1])):
+        t.add_row(c, b, *[("" if m not in v else f"{v[m]:.1f}{'*' if v[m] == best[(c, m)] else ''}") for m in show])
     console.print(t)
     bad = [r for r in rows if r.get("status") not in ("ok", "unsupported")]
     if bad:
