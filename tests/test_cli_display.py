@@ -161,3 +161,18 @@ def test_analysis_plot_and_report_run_without_torch(tmp_path):
     # and the block is real: a command that needs torch fails under it
     r = run_without_torch("tinygemm.bench", "--list-backends")
     assert r.returncode != 0 and "blocked" in r.stderr
+
+
+def test_machete_schedule_is_set_per_run_not_per_class():
+    import argparse
+
+    from tinygemm.backends import registry
+    from tinygemm.backends.machete import Machete
+    from tinygemm.bench import session
+
+    backends = [b for b in registry().values() if isinstance(b, Machete)]
+    session.configure(backends, argparse.Namespace(machete_schedule="sch_128x16"))
+    assert backends and all(b.schedule == "sch_128x16" for b in backends)
+    # a later run in the same process (a fresh registry) starts from Machete's heuristic
+    assert Machete.schedule is None
+    assert all(b.schedule is None for b in registry().values() if isinstance(b, Machete))
