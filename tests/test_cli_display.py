@@ -176,3 +176,15 @@ def test_machete_schedule_is_set_per_run_not_per_class():
     # a later run in the same process (a fresh registry) starts from Machete's heuristic
     assert Machete.schedule is None
     assert all(b.schedule is None for b in registry().values() if isinstance(b, Machete))
+
+
+def test_import_tinygemm_loads_torch_only_when_asked():
+    code = ("import sys, tinygemm; assert 'torch' not in sys.modules; "
+            "import tinygemm.analyze, tinygemm.report, tinygemm.plot, tinygemm.shapes; assert 'torch' not in sys.modules; "
+            "tinygemm.quantize; assert 'torch' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # with torch imported first, the ops are registered at import, as before
+    code = "import torch, tinygemm; torch.ops.tinygemm.w4a16_gemv; torch.ops.tinygemm.w4_dequant_triton"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr

@@ -9,8 +9,9 @@
 __version__ = "0.1.0"
 
 # The kernels' API needs torch; the analysis, plot and report tools do not, and run on a laptop with
-# only the CSVs. So `import tinygemm` imports nothing heavy: the first use of any name below imports
-# the whole torch side at once (ops among it, which registers torch.ops.tinygemm.*).
+# only the CSVs. So `import tinygemm` imports torch only when the caller has imported it already (then
+# it costs nothing and torch.ops.tinygemm.* is registered at once, as it always was); otherwise the
+# first use of any name below imports the whole torch side at once (ops among it).
 _TORCH_SIDE = {
     "formats": ("formats", None), "nn": ("nn", None), "ops": ("ops", None), "reference": ("reference", None),
     "timing": ("timing", None), "GPU_BACKEND": ("_ext", "GPU_BACKEND"), "gpu_available": ("_ext", "gpu_available"),
@@ -33,9 +34,17 @@ def __getattr__(name: str):
     return value
 
 
+def _load_torch_side() -> None:
+    for name in _TORCH_SIDE:
+        __getattr__(name)
+
+
 def __dir__():
     return sorted(list(globals()) + list(_TORCH_SIDE))
 
+
+if "torch" in __import__("sys").modules:
+    _load_torch_side()
 
 __all__ = ["QuantizedWeight", "quantize", "dequantize", "w4a16_matmul", "timing", "formats", "ops",
            "reference", "nn", "GPU_BACKEND", "gpu_available", "__version__"]
