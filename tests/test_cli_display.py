@@ -122,10 +122,11 @@ def test_sweep_summary_is_grouped_by_precision_class():
 
 # a meta path finder that refuses torch (and what only torch brings), as on a laptop without it
 NO_TORCH = """
-import runpy, sys
+import os, runpy, sys
+BLOCK = tuple(filter(None, os.environ.get('BLOCK', '').split(',')))
 class _NoTorch:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'triton'):
+        if name.split('.')[0] in ('torch', 'triton') + BLOCK:
             raise ImportError(f'{name} is blocked: this command must not import torch')
 sys.meta_path.insert(0, _NoTorch())
 mod = sys.argv[1]
@@ -137,9 +138,9 @@ finally:
 """
 
 
-def run_without_torch(*args, cwd=None):
-    return subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+def run_without_torch(*args, block=""):
+    return subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "BLOCK": block})
 
 
 def small_results(tmp_path):
@@ -161,6 +162,11 @@ def test_analysis_plot_and_report_run_without_torch(tmp_path):
     # and the block is real: a command that needs torch fails under it
     r = run_without_torch("tinygemm.bench", "--list-backends")
     assert r.returncode != 0 and "blocked" in r.stderr
+    # without plotly the report says what to install: one line, exit 2, no page
+    os.remove(os.path.join(d, "report.html"))
+    r = run_without_torch("tinygemm.report", d, block="plotly")
+    assert r.returncode == 2 and "pip install plotly" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(os.path.join(d, "report.html"))
 
 
 def test_machete_schedule_is_set_per_run_not_per_class():

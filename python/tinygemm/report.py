@@ -234,6 +234,8 @@ def render(results_dir: str) -> str:
     bad = [r for r in raw if r.get("status") != "ok"]
     prep = [r for r in raw if r.get("op") == "prepare"]
     plots = Plots()
+    # analyze's utilization is of the datasheet peak where the rows have one, else achieved TFLOP/s
+    datasheet = any(_num(r.get("pct_peak_flops")) for r in raw if r.get("status") == "ok")
     dev = meta.get("device") or {}
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>tinygemm report: {E(str(dev.get('name', results_dir)))}</title>",
@@ -250,7 +252,7 @@ def render(results_dir: str) -> str:
                   _folded(f"Per-layer detail ({len(t.layers)} layers)", layer_detail(t, rows)),
                   "<h3>Latency vs M per layer</h3>", *[plots.div(f) for f in P.latency_per_layer(t, rows)],
                   "<h3>Utilization vs M per layer</h3>",
-                  *[plots.div(f) for f in P.utilization(t, rows, points, cl_all)]]
+                  *[plots.div(f) for f in P.utilization(t, rows, points, cl_all, datasheet)]]
     parts += ["<h2>Roofline</h2>", *[plots.div(f) for f in P.roofline(rows, meta)]]
     parts += [f"<h2>Efficiency cliffs ({len(cl_all)})</h2>",
               "<p>A batch size is a cliff when its utilization falls below 0.85 x the best of any smaller M of the "

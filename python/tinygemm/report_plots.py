@@ -109,8 +109,10 @@ def speedup_over_fp16(t: ModelTable) -> list:
     return [fig]
 
 
-def utilization(t: ModelTable, rows: list[Row], points: list[analyze.Point], cliffs: list[dict]) -> list:
-    """Utilization vs M per layer; cliffs as red triangles, kernel switches circled."""
+def utilization(t: ModelTable, rows: list[Row], points: list[analyze.Point], cliffs: list[dict],
+                datasheet: bool = True) -> list:
+    """Utilization vs M per layer; cliffs as red triangles, kernel switches circled. Without a datasheet
+    peak for the GPU, analyze's utilization is the achieved TFLOP/s (only its ratios make cliffs)."""
     go = _go()
     col = colours(t.backends)
     by_key = {(r.backend, r.model, r.layer, r.tp, r.K, r.N, r.act_dtype, r.group_size, r.M): r for r in rows}
@@ -145,7 +147,8 @@ def utilization(t: ModelTable, rows: list[Row], points: list[analyze.Point], cli
         if not fig.data:
             continue
         _layout(fig, f"{group_title(t.group)}: {layer or 'custom'} (K={K}, N={N}): utilization; red: cliffs, "
-                     "circled: kernel switch", "batch M", "utilization (of the datasheet peak)")
+                     "circled: kernel switch", "batch M",
+                "utilization (of the datasheet peak)" if datasheet else "TFLOP/s (no datasheet peak for this GPU)")
         figs.append(fig)
     return figs
 
