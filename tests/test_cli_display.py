@@ -194,3 +194,11 @@ def test_import_tinygemm_loads_torch_only_when_asked():
     code = "import torch, tinygemm; torch.ops.tinygemm.w4a16_gemv; torch.ops.tinygemm.w4_dequant_triton"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_backend_name_decides_over_a_generic_op():
+    # a hand-made CSV may call every row op=matmul: the INT4 backends stay INT4
+    assert precision_class("tinygemm_cuda", "matmul", "") == "W4A16"
+    assert precision_class("dequant_matmul", "matmul", "") == "W4A16"
+    assert precision_class("somebody_else", "matmul", "") == "fp16/bf16"
+    assert precision_class("somebody_else", "", "") == "other"

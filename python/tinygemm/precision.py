@@ -27,12 +27,13 @@ def precision_class(backend: str, op: str = "", weight_format: str = "") -> str:
         return "FP8 W8A8"
     if any(s in wf or s in b for s in ("float8", "uint8", "int8")):
         return "W8A16"  # 8-bit weights (integer or FP8) with fp16/bf16 activations: Marlin
-    if wf in ("float16", "bfloat16", "fp16", "bf16") or b == "torch_matmul" or o == "matmul":
+    if wf in ("float16", "bfloat16", "fp16", "bf16") or b == "torch_matmul":
         return "fp16/bf16"
     if o in ("w4a16", "marlin", "machete", "gemlite") or any(s in wf or s in b for s in (
-            "int4", "uint4", "tinygemm", "gemlite", "dequant_matmul")):
+            "int4", "uint4", "tinygemm", "gemlite", "machete", "dequant_matmul")):
         return "W4A16"
-    return "other"
+    # last, as the backend name is more specific than the op family
+    return "fp16/bf16" if o == "matmul" else "other"
 
 
 def compute_dtype(cls: str) -> str:
