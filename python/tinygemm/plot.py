@@ -63,7 +63,7 @@ def utilization_vs_batch(points, out_dir, threshold=0.85) -> list[str]:
     ax.set_xlabel("batch M")
     ax.set_ylabel("utilization (of datasheet peak)")
     ax.set_title(f"utilization vs batch; red: cliffs (< {threshold} x best smaller M), circled: kernel switch")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # one line per backend and shape: beside
     return _save(fig, out_dir, "utilization_vs_batch")
 
 
@@ -109,7 +109,7 @@ def int4_speedup_vs_n(points, out_dir) -> list[str]:
     ax.set_xlabel("N")
     ax.set_ylabel("speedup over fp16 matmul")
     ax.set_title("INT4 speedup over fp16 vs N")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: many backends
     return _save(fig, out_dir, "int4_speedup_vs_n")
 
 
