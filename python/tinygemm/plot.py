@@ -15,8 +15,8 @@ from collections import defaultdict
 
 from . import analyze
 from .cli_errors import check_output_dir, exit_2_on_bad_input, read_json
+from .precision import precision_class
 
-INT4 = ("tinygemm_cuda", "tinygemm_triton", "marlin_uint4b8", "torch_int4pack")
 
 
 def _plt():
@@ -63,7 +63,7 @@ def utilization_vs_batch(points, out_dir, threshold=0.85) -> list[str]:
     ax.set_xlabel("batch M")
     ax.set_ylabel("utilization (of datasheet peak)")
     ax.set_title(f"utilization vs batch; red: cliffs (< {threshold} x best smaller M), circled: kernel switch")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # one line per backend and shape: beside
     return _save(fig, out_dir, "utilization_vs_batch")
 
 
@@ -92,7 +92,9 @@ def int4_speedup_vs_n(points, out_dir) -> list[str]:
     Ms = sorted({p.M for p in points if p.backend == "torch_matmul" and p.M <= 16})
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False
-    for b in INT4:
+    # every W4A16 backend of the CSV (precision.py: the one rule of what is INT4 weight-only)
+    int4 = sorted({p.backend for p in points if precision_class(p.backend, p.op, p.weight_format) == "W4A16"})
+    for b in int4:
         for M in Ms[:4]:
             xs = sorted({(N, K) for (bb, K, N, m) in t if bb == b and m == M and ("torch_matmul", K, N, M) in t})
             if xs:
@@ -107,7 +109,7 @@ def int4_speedup_vs_n(points, out_dir) -> list[str]:
     ax.set_xlabel("N")
     ax.set_ylabel("speedup over fp16 matmul")
     ax.set_title("INT4 speedup over fp16 vs N")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: many backends
     return _save(fig, out_dir, "int4_speedup_vs_n")
 
 

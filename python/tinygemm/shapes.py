@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -49,25 +50,28 @@ class Model:
 
 
 MODELS: dict[str, Model] = {m.name: m for m in [
-    Model("Llama-2-7B", 4096, 11008, 32, 32, aliases=("llama2_7b",)),
-    Model("Llama-3-8B", 4096, 14336, 32, 8, aliases=("llama3_8b", "llama3.1_8b")),
-    Model("Llama-3-70B", 8192, 28672, 64, 8, aliases=("llama3_70b", "llama3.3_70b")),
-    Model("Llama-3.1-405B", 16384, 53248, 128, 8, aliases=("llama3.1_405b",)),
-    Model("Mistral-7B", 4096, 14336, 32, 8, aliases=("mistral_7b",)),
+    Model("Llama-2-7B", 4096, 11008, 32, 32, aliases=("llama2_7b", "meta-llama/Llama-2-7b-hf")),
+    Model("Llama-3-8B", 4096, 14336, 32, 8, aliases=("llama3_8b", "llama3.1_8b", "meta-llama/Meta-Llama-3-8B",
+                                                         "meta-llama/Llama-3.1-8B")),
+    Model("Llama-3-70B", 8192, 28672, 64, 8, aliases=("llama3_70b", "llama3.1_70b", "llama3.3_70b",
+                                                           "meta-llama/Meta-Llama-3-70B", "meta-llama/Llama-3.3-70B-Instruct")),
+    Model("Llama-3.1-405B", 16384, 53248, 128, 8, aliases=("llama3.1_405b", "meta-llama/Llama-3.1-405B")),
+    Model("Mistral-7B", 4096, 14336, 32, 8, aliases=("mistral_7b", "mistralai/Mistral-7B-v0.1")),
     Model("Mixtral-8x7B", 4096, 0, 32, 8, moe_intermediate=14336, experts=8, experts_per_token=2,
-          aliases=("mixtral_8x7b",)),
-    Model("Qwen2.5-7B", 3584, 18944, 28, 4, aliases=("qwen2.5_7b",)),
-    Model("Qwen2.5-72B", 8192, 29568, 64, 8, aliases=("qwen2.5_72b",)),
-    Model("Qwen3-32B", 5120, 25600, 64, 8, aliases=("qwen3_32b",)),
+          aliases=("mixtral_8x7b", "mistralai/Mixtral-8x7B-v0.1")),
+    Model("Qwen2.5-7B", 3584, 18944, 28, 4, aliases=("qwen2.5_7b", "Qwen/Qwen2.5-7B")),
+    Model("Qwen2.5-72B", 8192, 29568, 64, 8, aliases=("qwen2.5_72b", "Qwen/Qwen2.5-72B")),
+    Model("Qwen3-32B", 5120, 25600, 64, 8, aliases=("qwen3_32b", "Qwen/Qwen3-32B")),
     Model("Llama-4-Scout", 5120, 0, 40, 8, moe_intermediate=8192, experts=16, experts_per_token=1,
-          shared_intermediate=8192, aliases=("llama4_scout",)),
+          shared_intermediate=8192, aliases=("llama4_scout", "meta-llama/Llama-4-Scout-17B-16E")),
     Model("Llama-4-Maverick", 5120, 0, 40, 8, moe_intermediate=8192, experts=128, experts_per_token=1,
-          shared_intermediate=8192, dense_intermediate=16384, aliases=("llama4_maverick",)),
+          shared_intermediate=8192, dense_intermediate=16384, aliases=("llama4_maverick", "meta-llama/Llama-4-Maverick-17B-128E")),
     Model("Qwen3-Coder-480B-A35B", 6144, 0, 96, 8, moe_intermediate=2560, experts=160, experts_per_token=8,
-          aliases=("qwen3_coder_480b",)),
+          aliases=("qwen3_coder_480b", "Qwen/Qwen3-Coder-480B-A35B-Instruct")),
     Model("DeepSeek-V3", 7168, 0, 128, 128, moe_intermediate=2048, experts=256, experts_per_token=8,
           shared_intermediate=2048, dense_intermediate=18432, q_lora_rank=1536, kv_lora_rank=512,
-          qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, aliases=("deepseek_v3", "DeepSeek-R1", "deepseek_r1")),
+          qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, aliases=("deepseek_v3", "DeepSeek-R1", "deepseek_r1",
+                                                                   "deepseek-ai/DeepSeek-V3")),
 ]}
 
 LAYERS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "experts.w13", "experts.w2",
@@ -87,12 +91,31 @@ class GemmShape:
         return self.K, self.N
 
 
+# Words of a checkpoint name that do not change its linear layers' shapes: fine-tunes and revisions.
+_NAME_NOISE = re.compile(r"(^|-)(instruct|chat|hf|base|it|v\d+(\.\d+)*|\d{4})(?=-|$)")
+
+
+def normalize_name(name: str) -> str:
+    """How a model is looked up: case, the Hugging Face organization, a leading 'Meta-', the
+    separators - _ and space, and instruct/chat/hf/base/version suffixes do not matter, so that
+    llama3_8b, llama3-8b, Llama-3-8B and meta-llama/Meta-Llama-3-8B-Instruct are one model."""
+    key = name.strip().lower().rsplit("/", 1)[-1].replace("_", "-").replace(" ", "-")
+    key = key.removeprefix("meta-")
+    key = _NAME_NOISE.sub("", key)
+    return key.replace("-", "")
+
+
+def _names(m: Model) -> tuple[str, ...]:
+    return (m.name, *m.aliases)
+
+
 def find_model(name: str) -> Model:
-    key = name.lower()
+    key = normalize_name(name)
     for m in MODELS.values():
-        if key == m.name.lower() or key in (a.lower() for a in m.aliases):
+        if key and key in (normalize_name(a) for a in _names(m)):
             return m
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    known = "; ".join(f"{m.name} ({', '.join(m.aliases)})" if m.aliases else m.name for m in MODELS.values())
+    raise ValueError(f"unknown model {name!r}; known models (and aliases): {known}")
 
 
 def _split(value: int, tp: int, what: str) -> int:

@@ -12,20 +12,22 @@ versions, measured ceilings, the command line) and, with --export-seed, the seed
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from datetime import datetime
 
 from .. import shapes as S
 from . import shard as SH
+# the pieces main() runs, importable from here as before
+from .listing import binaries, list_backends  # noqa: F401
+from .plan import backend_names, build_plan, select_backends  # noqa: F401
+from .summary import print_summary
 
 
 def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(prog="python -m tinygemm.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("shapes")
-    g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B); known: {', '.join(S.MODELS)}")
+    g.add_argument("--model", nargs="+", default=None, help=f"models (default Llama-3-8B), as named here, by an alias or a Hugging Face id "
+                   f"(llama3_8b, Llama-3.1-8B, meta-llama/Meta-Llama-3-8B); known: {', '.join(S.MODELS)}")
     # --tp, --module and --batches default to None so a flag that would be ignored can be told from a
     # default (bench/checks.py); build_plan fills in 1, all and vllm
     g.add_argument("--tp", nargs="+", type=int, default=None, help="tensor-parallel sizes (default 1)")
@@ -71,84 +73,12 @@ def parse_args(argv: list[str] | None):
     return p, p.parse_args(argv)
 
 
-def build_plan(a) -> list:
-    from .runner import Shape
-
-    if a.shapes is not None:
-        if a.model or a.kn:
-            raise ValueError("--shapes replaces --model and --kn; give only one of them")
-        by_kn: dict[tuple[int, int], list[int]] = {}
-        for m, k, n in S.parse_custom_shapes(a.shapes):
-            by_kn.setdefault((k, n), []).append(m)
-        return [Shape("custom", "custom", 1, k, n, sorted(set(ms))) for (k, n), ms in by_kn.items()]
-    batches = S.parse_batches(a.batches or "vllm")
-    plan = [Shape("custom", "custom", 1, *S.parse_kn(kn), batches) for kn in (a.kn or [])]
-    if a.model or not a.kn:
-        seen = set()
-        for s in S.select(a.model or ["Llama-3-8B"], a.tp or [1], a.module or "all"):
-            if (s.model, s.tp, s.K, s.N) not in seen:  # a layer repeated in one model/tp is measured once
-                seen.add((s.model, s.tp, s.K, s.N))
-                plan.append(Shape(s.model, s.layer, s.tp, s.K, s.N, batches))
-    return plan
-
-
-def backend_names(spec: str, reg: dict) -> list[str]:
-    """The names --backends asks for; an unknown or empty one is a ValueError (before any GPU check)."""
-    if spec in ("default", "all"):
-        return [n for n, b in reg.items() if spec == "all" or b.default]
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in reg]
-    if unknown:
-        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(reg)}")
-    if not names:
-        raise ValueError(f"--backends {spec!r} names no backend; known: {', '.join(reg)}")
-    return names
-
-
-def select_backends(spec: str, reg: dict) -> tuple[list, list[tuple[str, str]]]:
-    """(usable backends, [(name, why not)] for the asked-for ones that cannot run here)."""
-    names = backend_names(spec, reg)
-    usable, off = [], []
-    for n in names:
-        why = reg[n].unavailable()
-        (off.append((n, why)) if why else usable.append(reg[n]))
-    return usable, off
-
-
-def list_backends(reg: dict) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title="tinygemm backends")
-    for c in ("backend", "op", "default", "status"):
-        t.add_column(c)
-    for n, b in reg.items():
-        why = b.unavailable()
-        t.add_row(n, b.op, "yes" if b.default else "", "[green]available[/]" if why is None else f"[red]{why}[/]")
-    Console().print(t)
-    from ..backends.peers import other_peers
-
-    t = Table(title="other INT4/INT8 kernels looked for")
-    t.add_column("peer")
-    t.add_column("status")
-    for n, why in other_peers():
-        t.add_row(n, why)
-    Console().print(t)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["merge"]:
-        from .merge import main as merge_main
-
-        return merge_main(argv[1:])
-    parser, a = parse_args(argv)
+def check_without_gpu(parser, a) -> tuple[list, dict]:
+    """Every check that needs no GPU, before the GPU check (and in --dry-run): (plan, registry)."""
     from ..backends import registry
     from ..cli_errors import exit_2_on_bad_input
     from . import checks
 
-    # every check that needs no GPU, before the GPU check (and in --dry-run)
     with exit_2_on_bad_input(parser.prog):
         checks.check_flags(a)
         checks.check_timing(a)
@@ -160,6 +90,29 @@ def main(argv: list[str] | None = None) -> int:
             checks.check_out(a)
         if a.gpus and a.shard:
             raise ValueError("--gpus runs every shard of the plan on this host: give --gpus or --shard, not both")
+    return plan, reg
+
+
+def print_plan(a, plan: list, plan_rec: dict, shard_rec: dict) -> None:
+    """--dry-run: the plan, one line per weight shape."""
+    if a.shard:
+        print(f"shard {a.shard[0]}/{a.shard[1]}: {shard_rec['points']} of {plan_rec['points']} points, "
+              f"estimated {shard_rec['estimated_s_per_backend']:.0f} s per backend")
+    n = sum(len(s.batches) for s in plan)
+    print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
+    for s in plan:
+        print(f"  {s.model:24s} {s.layer:28s} tp={s.tp:<2d} K={s.K:<6d} N={s.N:<6d} "
+              f"M={s.batches[0]}..{s.batches[-1]} ({len(s.batches)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        from .merge import main as merge_main
+
+        return merge_main(argv[1:])
+    parser, a = parse_args(argv)
+    plan, reg = check_without_gpu(parser, a)
     plan_rec = SH.plan_record(plan, SH.plan_options(a))
     if a.gpus:
         from .launch import main as launch_main
@@ -168,139 +121,43 @@ def main(argv: list[str] | None = None) -> int:
     shard_rec = SH.shard_record(plan, *(a.shard or (0, 1)))
     plan = SH.select(plan, *(a.shard or (0, 1)))
     if a.dry_run:
-        if a.shard:
-            print(f"shard {a.shard[0]}/{a.shard[1]}: {shard_rec['points']} of {plan_rec['points']} points, "
-                  f"estimated {shard_rec['estimated_s_per_backend']:.0f} s per backend")
-        n = sum(len(s.batches) for s in plan)
-        print(f"{len(plan)} weight shapes, {n} (shape, batch) points per backend, backends: {a.backends}")
-        for s in plan:
-            print(f"  {s.model:24s} {s.layer:28s} tp={s.tp:<2d} K={s.K:<6d} N={s.N:<6d} "
-                  f"M={s.batches[0]}..{s.batches[-1]} ({len(s.batches)})")
+        print_plan(a, plan, plan_rec, shard_rec)
         return 0
-
-    import torch
-
-    from .. import _C, ceilings, gpus, results
-    from .._ext import gpu_available
-
     if a.list_backends:
         return list_backends(reg)
-    if not gpu_available():
-        print("tinygemm.bench needs a GPU: " + ("this tinygemm build has no GPU support (reinstall with a CUDA "
-              "toolkit or ROCm present)" if _C.gpu_backend == "cpu" else "no GPU is visible to torch"),
-              file=sys.stderr)
+
+    from .. import _C
+    from ..cli_errors import exit_2_on_bad_input
+    from ..display import console as make_console
+    from . import session
+    from .runner import Stats
+
+    if why := session.gpu_problem():
+        print(why, file=sys.stderr)
         return 2
     backends, off = select_backends(a.backends, reg)
     dev = _C.device_info()
-    out = a.out or os.path.join("tinygemm-results", f"{results.gpu_tag(dev.name)}-{datetime.now():%Y%m%d-%H%M%S}"
-                                + (f"-{SH.shard_dir_name(*a.shard)}" if a.shard else ""))
-    csv_path = os.path.join(out, "results.csv")
     with exit_2_on_bad_input(parser.prog):
-        os.makedirs(out, exist_ok=True)
-        if os.path.exists(csv_path) and not (a.resume or a.force):
-            raise ValueError(f"{csv_path} exists: pass --resume to continue it or --force to overwrite it")
-        done = results.done_keys(csv_path) if a.resume else set()
-        if a.resume and (why := SH.resume_conflict(out, plan_rec, shard_rec)):
-            raise ValueError(why)
-        json_path = os.path.join(out, "results.json")
-        first_run = checks.read_resumed(json_path) if a.resume and os.path.exists(json_path) else None
-
-    from rich.console import Console
-
-    console = Console(stderr=True, quiet=a.quiet)
+        o = session.open_output(a, dev.name, plan_rec, shard_rec)
+    console = make_console(stderr=True, quiet=a.quiet)
     for n, why in off:
         console.print(f"[yellow]skipping {n}[/]: {why}")
     if not backends:
         console.print("[red]no requested backend can run here[/]")
         return 2
-    peaks = gpus.peaks(dev.name)
-    console.print(f"{dev.name}: measuring ceilings (copy bandwidth, bf16 matmul) ...")
-    ceil = {"copy_gbps": ceilings.copy_bandwidth_gbps(), "matmul_tflops": ceilings.matmul_tflops(torch.bfloat16)}
-    device = {"name": dev.name, "arch": dev.arch, "sm_count": dev.sm_count, "l2_bytes": dev.l2_bytes,
-              "memory_bytes": dev.total_mem_bytes, "driver_version": dev.driver_version,
-              "runtime_version": dev.runtime_version, "datasheet": peaks or "not in gpu_specs.csv"}
-
-    from .runner import Options, Stats, run_shape
-
-    from ..backends.machete import Machete
-
-    Machete.schedule = a.machete_schedule
-    opts = Options(dtype=torch.float16 if a.dtype == "fp16" else torch.bfloat16, group_size=a.group_size,
-                   symmetric=not a.asym, refcheck=not a.no_refcheck, kernel_names=a.kernel_names, peaks=peaks,
-                   prepare_cost=a.prepare_cost,
-                   ceilings=ceil, timing=dict(l2=a.l2, mode=a.mode, target=a.target, min_samples=a.min_samples,
-                                              max_samples=a.max_samples, budget_ms=a.budget_ms,
-                                              # each point's first call (outside timing) already absorbs
-                                              # lazy initialisation; a short warm-up keeps sweeps fast
-                                              warmup_ms=2.0))
-    writer = results.CsvWriter(csv_path, append=a.resume)
+    peaks, ceil, device = session.measure_ceilings(dev, console)
+    session.configure(backends, a)
     stats = Stats()
-    total = sum(len(s.batches) for s in plan) * len(backends)
-    t0 = time.perf_counter()
-    summary: list[dict] = []
-    interrupted = False
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=a.quiet) as prog:
-        task = prog.add_task("sweep", total=total - len(done))
-
-        def advance(row):
-            summary.append(row)
-            prog.update(task, advance=1, description=f"{row['backend']:>22s} K={row['K']} N={row['N']} M={row['M']}")
-
-        try:
-            for shape in plan:
-                run_shape(shape, backends, opts, writer.write, done, stats, advance)
-        except KeyboardInterrupt:
-            interrupted = True
-    writer.close()
-    wall = time.perf_counter() - t0
-    meta = results.metadata(argv, device, ceil, {
-        "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
-        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(wall, 3), "interrupted": interrupted,
-        "backend_extra": stats.backend_extra, "plan": plan_rec, "shard": shard_rec})
-    if first_run is not None:
-        meta = checks.merge_resumed(first_run, meta)
-    results.write_json(json_path, meta)
-    if a.export_seed:
-        rows = results.read_rows(csv_path)
-        files = results.export_seed(rows, out, dev.name, torch.__version__, meta["versions"]["vllm"])
-        console.print(f"seed-format exports: {len(files)} files")
-    print_summary(summary, console)
-    console.print(f"{stats.points} points in {wall:.1f} s (timed kernels {stats.timed_s:.1f} s); "
-                  f"results in {csv_path}")
-    if interrupted:
+    s = session.sweep(plan, backends, session.run_options(a, peaks, ceil), o.csv_path, a.resume, o.done, stats,
+                      console, a.quiet)
+    session.record(argv, o, device, ceil, backends, off, stats, s, plan_rec, shard_rec, a.export_seed, console)
+    print_summary(s.rows, console)
+    console.print(f"{stats.points} points in {s.wall_s:.1f} s (timed kernels {stats.timed_s:.1f} s); "
+                  f"results in {o.csv_path}")
+    if s.interrupted:
         console.print("[yellow]interrupted: every finished row is in the CSV; --resume continues[/]")
         return 130
     return 0
-
-
-def print_summary(rows: list[dict], console) -> None:
-    """Per backend, the median time summed over the layers, at a few batch sizes."""
-    from rich.table import Table
-
-    ok = [r for r in rows if r.get("status") == "ok"]
-    if not ok:
-        return
-    Ms = sorted({int(r["M"]) for r in ok})
-    show = [m for m in (1, 4, 16, 64, 256, 512, 1024, 4096) if m in Ms] or Ms[:6]
-    t = Table(title="time summed over the layers (us); * = fastest")
-    t.add_column("backend")
-    for m in show:
-        t.add_column(f"M={m}", justify="right")
-    sums = {}
-    for r in ok:
-        if int(r["M"]) in show:
-            sums.setdefault(r["backend"], {}).setdefault(int(r["M"]), 0.0)
-            sums[r["backend"]][int(r["M"])] += float(r["time_us"])
-    best = {m: min((v[m] for v in sums.values() if m in v), default=None) for m in show}
-    for b, v in sums.items():
-        t.add_row(b, *[("" if m not in v else f"{v[m]:.1f}{'*' if v[m] == best[m] else ''}") for m in show])
-    console.print(t)
-    bad = [r for r in rows if r.get("status") not in ("ok", "unsupported")]
-    if bad:
-        console.print(f"[red]{len(bad)} rows with status wrong/oom/error[/] (see the status and note columns)")
 
 
 if __name__ == "__main__":

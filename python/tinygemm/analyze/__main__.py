@@ -1,0 +1,7 @@
+"""python -m tinygemm.analyze"""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
