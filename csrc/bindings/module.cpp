@@ -1,6 +1,8 @@
 // tinygemm._C: the kernels' launchers and the timing harness, bound with pybind11. No torch headers:
 // tensors arrive as data pointers, streams as integers (torch.cuda.current_stream().cuda_stream),
 // so one build works with any torch version.
+#include <iterator>
+
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -45,6 +47,12 @@ PYBIND11_MODULE(_C, m) {
 #endif
   py::register_exception<tg::NoGpuBuild>(m, "NoGpuBuild", PyExc_RuntimeError);
   m.attr("w4_layouts") = py::make_tuple(tg::kLayoutNames[0], tg::kLayoutNames[1]);
+  {
+    py::tuple gs(std::size(tg::kW4GroupSizes));
+    for (std::size_t i = 0; i < std::size(tg::kW4GroupSizes); ++i) gs[i] = tg::kW4GroupSizes[i];
+    m.attr("w4_group_sizes") = gs;
+  }
+
 
   // statistics (CPU)
   py::class_<tg::Stats>(m, "Stats")
@@ -196,6 +204,8 @@ PYBIND11_MODULE(_C, m) {
         return py::dict(py::arg("n_tiles") = c.n_tiles, py::arg("warps") = c.warps, py::arg("impl") = c.impl);
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("cc_major"));
+  m.def("check_w4_dims", &tg::check_w4_dims, py::arg("N"), py::arg("K"), py::arg("group_size"),
+        "the packed layouts' shape rules (ValueError naming the constraint and the values)");
   m.def(
       "check_w4_shape",
       [](int N, int K, int group_size, const std::string& dtype) {

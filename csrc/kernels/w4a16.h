@@ -69,7 +69,13 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
 // The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
 
-// Shape rules shared by both kernels; throws std::invalid_argument naming the constraint.
+// The packed layouts' shape rules, the one home of them (formats.check_shape, the repack and every
+// INT4 kernel call these): group_size one of kW4GroupSizes (-1 = one group per column), N % 16 == 0
+// (16-wide output tiles), K % 64 == 0 (64-deep chunks), K % group_size == 0. Throws
+// std::invalid_argument (Python: ValueError) naming the constraint and the values.
+constexpr int kW4GroupSizes[] = {32, 64, 128, -1};
+void check_w4_dims(int N, int K, int group_size);
+// check_w4_dims plus the kernels' activation dtypes (fp16 or bf16).
 void check_w4_shape(int N, int K, int group_size, DType dtype);
 
 }  // namespace tg

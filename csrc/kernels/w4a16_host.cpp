@@ -7,15 +7,21 @@
 
 namespace tg {
 
+void check_w4_dims(int N, int K, int group_size) {
+  bool known = false;
+  for (int g : kW4GroupSizes) known = known || g == group_size;
+  // the message spells the list as Python's tuple (formats.GROUP_SIZES is this list)
+  TG_CHECK_ARG(known, "group_size must be one of (32, 64, 128, -1) (-1 = per channel); got ", group_size);
+  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
+  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
+  TG_CHECK_ARG(group_size == -1 || K % group_size == 0, "K must be a multiple of group_size; got K = ", K,
+               ", group_size = ", group_size);
+}
+
 void check_w4_shape(int N, int K, int group_size, DType dtype) {
   TG_CHECK_ARG(dtype == DType::kF16 || dtype == DType::kBF16,
                "INT4 kernels take fp16 or bf16 activations/scales");
-  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
-  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
-  TG_CHECK_ARG(group_size == -1 || group_size == 32 || group_size == 64 || group_size == 128,
-               "group_size must be 32, 64, 128 or -1 (per channel); got ", group_size);
-  TG_CHECK_ARG(group_size == -1 || K % group_size == 0, "K must be a multiple of group_size; got K = ", K,
-               ", group_size = ", group_size);
+  check_w4_dims(N, K, group_size);
 }
 
 W4Layout parse_layout(const std::string& name) {
