@@ -109,3 +109,25 @@ def test_gemv_heuristic_follows_the_measurements():
     assert cfg(16, 4096, 28672) == (2, 4)
     assert cfg(16, 14336, 4096) == (1, 8)
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"] == 2  # pre-Ampere: portable path
+
+
+def test_gemv_impl_is_named():
+    assert [i.name for i in _C.GemvImpl] == ["auto", "mma", "simt"]
+    assert _C.GemvImpl.mma == 1 and _C.GemvImpl.simt == 2  # the old integers still mean the same
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 9)["impl"] is _C.GemvImpl.mma
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"].name == "simt"
+    for bad, msg in (("tensor", "unknown GEMV implementation 'tensor'"), (3, "impl must be"), (1.0, "impl must be")):
+        with pytest.raises(ValueError, match=msg):  # rejected before any device work
+            _C.w4a16_gemv(0, 0, 0, 0, 0, 1, 32, 64, -1, "float16", 0, 0, 0, bad)
+
+
+def test_gemv_heuristic_picks_compiled_configurations():
+    """Every configuration the heuristic picks is one the tuning script sweeps (the compiled list)."""
+    configs = {(c["n_tiles"], c["warps"]) for c in _C.w4a16_gemv_configs()}
+    assert configs == {(1, 4), (1, 8), (1, 16), (2, 4), (2, 8), (4, 4), (4, 8)}
+    for M in (1, 8, 9, 16, 64):
+        for N in (256, 4096, 6144, 14336, 28672, 57344):
+            for K in (256, 2048, 4096, 14336):
+                for sms in (20, 108, 132):
+                    c = _C.w4a16_gemv_config(M, N, K, sms, 9)
+                    assert (c["n_tiles"], c["warps"]) in configs, (M, N, K, sms, c)
