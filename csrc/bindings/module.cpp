@@ -129,6 +129,13 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("ops_per_sample", &tg::TimerResult::ops_per_sample)
       .def_readonly("warmup_runs", &tg::TimerResult::warmup_runs)
       .def_readonly("clock", &tg::TimerResult::clock);
+  m.attr("max_samples_limit") = tg::kMaxSamplesLimit;
+  m.attr("max_rotation_copies") = tg::kMaxRotationCopies;
+  m.def("default_flush_bytes", &tg::default_flush_bytes, py::arg("l2_bytes"));
+  m.def("rotation_copies", &tg::rotation_copies, py::arg("bytes_per_copy"), py::arg("l2_bytes"),
+        py::arg("max_copies") = tg::kMaxRotationCopies);
+  m.def("rotation_is_cold", &tg::rotation_is_cold, py::arg("copies"), py::arg("bytes_per_copy"),
+        py::arg("l2_bytes"));
   m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
   m.def("graph_launch_count", &tg::graph_launch_count, py::arg("estimated_us"), py::arg("options"));
   m.def("cupti_available", [] {
