@@ -35,7 +35,8 @@ def block_ms(M):
 def coarse(M):
     for bm, bt, bc, sk, swap in itertools.product(block_ms(M), (4, 8, 16), (1, 2), (1, 2, 4, 8), (False, True)):
         # a 64 x 256 tile's two fp32 accumulators and step partials need 8 warps' registers
-        yield GemmConfig(block_m=bm, bt=bt, bc=bc, split_k=sk, warps=8 if bm * bt >= 1024 else 4, stages=3, swap=swap)
+        yield GemmConfig(block_m=bm, bt=bt, bc=bc, split_k=sk, warps=8 if bm * bt >= 1024 else 4, stages=3,
+                         swap=swap)
 
 
 def main():

@@ -116,14 +116,15 @@ def test_timing_defaults_have_one_home():
     import inspect
 
     d = _C.TimerOptions()
-    assert timing.DEFAULTS["min_samples"] == d.min_samples and timing.DEFAULTS["target"] == d.target_rel_spread
+    assert timing.DEFAULTS["min_samples"] == d.min_samples
+    assert timing.DEFAULTS["target"] == d.target_rel_spread
     for fn in (timing.options, timing.check_options):
         sig = inspect.signature(fn)
         for name, value in timing.DEFAULTS.items():
             assert sig.parameters[name].default == value, (fn.__name__, name)
     o = timing.options()
-    assert (o.min_samples, o.max_samples, o.budget_ms, o.warmup_ms) == (d.min_samples, d.max_samples, d.budget_ms,
-                                                                         d.warmup_ms)
+    assert (o.min_samples, o.max_samples, o.budget_ms, o.warmup_ms) == (
+        d.min_samples, d.max_samples, d.budget_ms, d.warmup_ms)
     assert timing.MAX_SAMPLES == _C.max_samples_limit == 1_000_000
 
 
@@ -159,7 +160,8 @@ def test_gemv_impl_is_named():
     assert _C.GemvImpl.mma == 1 and _C.GemvImpl.simt == 2  # the old integers still mean the same
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 9)["impl"] is _C.GemvImpl.mma
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"].name == "simt"
-    for bad, msg in (("tensor", "unknown GEMV implementation 'tensor'"), (3, "impl must be"), (1.0, "impl must be")):
+    bads = (("tensor", "unknown GEMV implementation 'tensor'"), (3, "impl must be"), (1.0, "impl must be"))
+    for bad, msg in bads:
         with pytest.raises(ValueError, match=msg):  # rejected before any device work
             _C.w4a16_gemv(0, 0, 0, 0, 0, 1, 32, 64, -1, "float16", 0, 0, 0, bad)
 

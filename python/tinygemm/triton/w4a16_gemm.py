@@ -334,7 +334,8 @@ def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int, hip: bool
     programs = triton.cdiv(N, 16 * c.bt) * triton.cdiv(M, c.block_m)
     split = 1
     # split K while the grid stays under the rule's programs per SM and each share keeps >= 4 steps
-    while split < 8 and programs * split * 2 <= rule.programs_per_sm * num_sms and chunks // (bc * split * 2) >= 4:
+    cap = rule.programs_per_sm * num_sms
+    while split < 8 and programs * split * 2 <= cap and chunks // (bc * split * 2) >= 4:
         split *= 2
     return replace(c, bc=bc, split_k=split)
 
@@ -351,7 +352,8 @@ def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
     y = out if out is not None else torch.empty((M, N), dtype=x.dtype, device=x.device)
     gs = 0 if group_size == -1 else group_size
     if config is None:
-        config = INTERPRETER_CONFIG if _interpreting() else pick_config(M, N, K, group_size, _num_sms(x.device))
+        config = (INTERPRETER_CONFIG if _interpreting()
+                  else pick_config(M, N, K, group_size, _num_sms(x.device)))
     c = config
     split = max(1, min(c.split_k, K // (64 * c.bc)))
     ws = torch.zeros((M, N), dtype=torch.float32, device=x.device) if split > 1 else y
