@@ -128,9 +128,8 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   const double est = estimate_us(fn, 1);
   // The GPU spins this long before each sample's start event: twice the host's enqueue time of one
   // sample (host_us_, in us; x 1000 to ns, x 2 for margin), so the timed region never waits on the
-  // host. At least 5 us (a launch's own latency, which host_us_ can under-read for a fast C++
-  // callable), at most 2 ms (a slow Python callable must not make each sample's spin dominate the
-  // wall-time budget).
+  // host. At least 5 us, a margin even for a host callable too fast to time; at most 2 ms, so that a
+  // slow Python callable does not make each sample's spin dominate the wall-time budget.
   const auto lead_in_ns = static_cast<std::uint64_t>(std::clamp(2 * 1000.0 * host_us_, 5'000.0, 2'000'000.0));
   // Estimates under 1 us count as 1 us (noise); at most 200 warm-up samples, ample for clocks and
   // caches to settle however short the kernel.

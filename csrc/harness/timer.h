@@ -34,13 +34,13 @@ struct TimerOptions {
   std::size_t flush_bytes = 0;      // cold L2: bytes read between samples; 0 = default_flush_bytes(L2)
 };
 
-// The most samples any caller may ask for (the Python options and the microbenchmarks' flags check
-// it): a million samples of the shortest kernels is already hours at the default budget's pace.
+// The most samples any caller may ask for: a bound on what a typo can request (the Python options
+// and the microbenchmarks' flags check it).
 constexpr int kMaxSamplesLimit = 1'000'000;
 
-// Cold L2 between samples: a read of max(2 x L2, 32 MiB). Twice the L2, because its replacement is
-// not strict LRU (one L2-sized read leaves some lines); the 32 MiB floor covers devices that report
-// no L2 size (0) or a small one next to other caches on the path.
+// Cold L2 between samples: a read of max(2 x L2, 32 MiB). Twice the L2 because its replacement is not
+// strict LRU, so one L2-sized read can leave lines behind; the 32 MiB floor keeps the flush a real
+// one where the reported L2 size is 0 or small.
 std::size_t default_flush_bytes(std::size_t l2_bytes);
 
 // Cold L2 without a flush between launches (a graph replays its launches back to back): launches

@@ -26,10 +26,10 @@ TimingMode choose_mode(double estimated_us, const TimerOptions& opts) {
 int graph_launch_count(double estimated_us, const TimerOptions& opts) {
   if (opts.graph_launches > 0) return opts.graph_launches;
   // Enough launches that one replay lasts ~graph_target_us: the replay's own launch cost is then
-  // a small share of each sample. At least 10, so that the replay's start-up (a few us) stays under
-  // ~10 % of a sample even for kernels estimated long; at most 500, so that capture and instantiation
-  // stay quick and a rotation of weight copies (which repeats every `copies` launches) is replayed
-  // whole many times rather than once. Estimates under 0.5 us are noise: they count as 0.5.
+  // a small share of each sample. At least 10 launches, so that a graph of long kernels (forced graph
+  // mode) still times them back to back, as a decode step's graph runs them; at most 500, so that
+  // capture, instantiation and the graph's memory stay small for the shortest kernels. Estimates
+  // under 0.5 us count as 0.5 (below that they are mostly noise).
   const double n = std::ceil(opts.graph_target_us / std::max(estimated_us, 0.5));
   return static_cast<int>(std::clamp(n, 10.0, 500.0));
 }
