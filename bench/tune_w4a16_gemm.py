@@ -12,6 +12,7 @@ can be checked against the measurements.
 import argparse
 import itertools
 import time
+from dataclasses import replace
 
 import torch
 import triton
@@ -34,7 +35,8 @@ def block_ms(M):
 def coarse(M):
     for bm, bt, bc, sk, swap in itertools.product(block_ms(M), (4, 8, 16), (1, 2), (1, 2, 4, 8), (False, True)):
         # a 64 x 256 tile's two fp32 accumulators and step partials need 8 warps' registers
-        yield GemmConfig(bm, bt, bc, sk, 8 if bm * bt >= 1024 else 4, 3, swap)
+        yield GemmConfig(block_m=bm, bt=bt, bc=bc, split_k=sk, warps=8 if bm * bt >= 1024 else 4, stages=3,
+                         swap=swap)
 
 
 def main():
@@ -86,7 +88,7 @@ def main():
             top = sorted((c for c in times if times[c]), key=times.get)[:3]
             for c in top:
                 for w, st in itertools.product((4, 8), (2, 3, 4, 5)):
-                    c2 = GemmConfig(c.block_m, c.bt, c.bc, c.split_k, w, st, c.swap)
+                    c2 = replace(c, warps=w, stages=st)
                     if c2 not in times:
                         times[c2] = run(c2)
             best = min((c for c in times if times[c]), key=times.get)

@@ -36,11 +36,14 @@ def main():
             y = torch.empty(M, N, device="cuda").half()
             h = _C.w4a16_gemv_config(M, N, K, dev.sm_count, 9)
             floor = (qw.nbytes() + 2 * M * (K + N)) / (bw * 1e3)
-            for nt, warps in [(1, 4), (1, 8), (1, 16), (2, 4), (2, 8), (4, 8)]:
+            # every compiled configuration of the mma implementation (csrc/kernels/w4a16.h)
+            for c in _C.w4a16_gemv_configs():
+                nt, warps = c["n_tiles"], c["warps"]
+
                 def fn(q, nt=nt, warps=warps):
                     return lambda: _C.w4a16_gemv(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0,
                                                  y.data_ptr(), M, N, K, 128, "float16", stream_handle(),
-                                                 nt, warps, 1)
+                                                 nt, warps, "mma")
                 t = timing.measure(fns=[fn(q) for q in qws], bytes_per_call=qw.nbytes(), mode="graph")
                 pick = nt == h["n_tiles"] and warps == h["warps"]
                 rows.append(dict(layer=s.layer, K=K, N=N, M=M, n_tiles=nt, warps=warps, us=round(t.median_us, 3),

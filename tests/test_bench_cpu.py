@@ -116,3 +116,36 @@ def test_gpu_peaks_table():
     assert gpus.peaks("NVIDIA H100 PCIe")["row"] == "H100-PCIe-80GB"
     assert gpus.peaks("NVIDIA H200")["fp8"] == pytest.approx(1978.9)
     assert gpus.peaks("Some Future GPU") is None
+
+
+def test_backends_count_their_own_bytes_and_flops():
+    """Each backend answers what one call moves (x in the dtype its call takes: one byte for fp8) and
+    which peak its math runs at; the counts are backends.gemm_flops / gemm_bytes, which the shard
+    estimate (bench.cost) uses too."""
+    import torch
+
+    from tinygemm.backends import Prepared, gemm_bytes, gemm_flops
+    from tinygemm.bench.cost import point_cost_s
+
+    reg = registry()
+    M, N, K = 16, 6144, 4096
+    w = torch.zeros(K, N)
+
+    def prep(x_dtype, weight_bytes):
+        return Prepared(call=lambda s, x: x, states=[w], clone=torch.clone, ref_w=w,
+                        weight_bytes=weight_bytes, weight_format="test", x_dtype=x_dtype)
+
+    fp16 = reg["torch_matmul"]
+    fp8 = reg["torch_fp8_rowwise"]
+    assert fp16.flops(M, N, K) == fp8.flops(M, N, K) == gemm_flops(M, N, K) == 2 * M * N * K
+    moved = fp16.bytes_moved(prep(torch.float16, K * N * 2), M, N, K, torch.float16)
+    assert moved == K * N * 2 + M * K * 2 + M * N * 2
+    f8 = getattr(torch, "float8_e4m3fn", torch.int8)
+    assert fp8.bytes_moved(prep(f8, K * N), M, N, K, torch.bfloat16) == gemm_bytes(K * N, M * K, M * N * 2)
+    peaks = {"fp16": 989.0, "bf16": 989.5, "fp8": 1979.0}
+    assert fp16.peak_tflops(peaks, torch.float16) == 989.0
+    assert fp16.peak_tflops(peaks, torch.bfloat16) == 989.5
+    assert fp8.peak_tflops(peaks, torch.float16) == 1979.0
+    assert reg["aiter_ck"].peak_tflops(peaks, None) == 1979.0
+    assert fp16.peak_tflops(None, torch.float16) is None
+    assert point_cost_s(K, N, M) > point_cost_s(K, N, 1) > 0

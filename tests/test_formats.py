@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tinygemm
-from tinygemm import formats
+from tinygemm import _C, formats
 from tinygemm.reference import rel_error
 
 
@@ -154,3 +154,26 @@ def test_gptq_to_layout_kernel_matches_the_reference(K, N):
     assert torch.equal(back.qweight.cpu(), qw.qweight) and torch.equal(back.zeros.cpu(), qw.zeros)
     with pytest.raises(ValueError, match="N % 16 == 0"):
         _C.gptq_to_layout(g["qweight"].cuda().data_ptr(), out.data_ptr(), 8, K, stream_handle())
+
+
+@pytest.mark.parametrize("K,N,gs", [(100, 32, -1), (128, 24, -1), (192, 32, 128), (128, 32, 16), (0, 32, -1),
+                                    (128, -16, 64)])
+def test_shape_rules_have_one_home(K, N, gs):
+    """formats.check_shape is the C++ rule the kernels and the repack check: same errors, same words."""
+    with pytest.raises(ValueError) as py_err:
+        formats.check_shape(K, N, gs)
+    with pytest.raises(ValueError) as cxx_err:
+        _C.check_w4_dims(N, K, gs)
+    assert str(py_err.value) == str(cxx_err.value)
+    formats.check_shape(256, 32, 64)  # and a good shape passes both
+    _C.check_w4_dims(32, 256, 64)
+
+
+def test_group_sizes_and_non_integer_shapes():
+    assert formats.GROUP_SIZES == (32, 64, 128, -1) == tuple(_C.w4_group_sizes)
+    for gs in formats.GROUP_SIZES:
+        formats.check_shape(256, 32, gs)
+    with pytest.raises(ValueError, match="group_size must be a 32-bit integer; got 128.0"):
+        formats.check_shape(256, 32, 128.0)
+    with pytest.raises(ValueError, match="K must be a 32-bit integer"):
+        formats.check_shape(2**40, 32, -1)

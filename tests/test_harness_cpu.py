@@ -109,3 +109,70 @@ def test_gemv_heuristic_follows_the_measurements():
     assert cfg(16, 4096, 28672) == (2, 4)
     assert cfg(16, 14336, 4096) == (1, 8)
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"] == 2  # pre-Ampere: portable path
+
+
+def test_timing_defaults_have_one_home():
+    """tinygemm.timing's defaults are the C++ TimerOptions' initializers (timer.h)."""
+    import inspect
+
+    d = _C.TimerOptions()
+    assert timing.DEFAULTS["min_samples"] == d.min_samples
+    assert timing.DEFAULTS["target"] == d.target_rel_spread
+    for fn in (timing.options, timing.check_options):
+        sig = inspect.signature(fn)
+        for name, value in timing.DEFAULTS.items():
+            assert sig.parameters[name].default == value, (fn.__name__, name)
+    o = timing.options()
+    assert (o.min_samples, o.max_samples, o.budget_ms, o.warmup_ms) == (
+        d.min_samples, d.max_samples, d.budget_ms, d.warmup_ms)
+    assert timing.MAX_SAMPLES == _C.max_samples_limit == 1_000_000
+
+
+@pytest.mark.parametrize("l2", [0, 40 << 20, 50 << 20, 96 << 20])
+@pytest.mark.parametrize("nbytes", [1, 4096 * 4096 // 2, 14336 * 4096 // 2, 3 << 20, 100 << 20, 1 << 30])
+def test_rotation_rule_is_one_rule(l2, nbytes):
+    """rotation_copies gives the fewest copies rotation_is_cold calls cold (the label measure() and the
+    microbenchmarks give), at least 2, at most the cap."""
+    n = _C.rotation_copies(nbytes, l2)
+    assert 2 <= n <= _C.max_rotation_copies
+    if n < _C.max_rotation_copies:
+        assert _C.rotation_is_cold(n, nbytes, l2)
+    if n > 2:
+        assert not _C.rotation_is_cold(n - 1, nbytes, l2)
+    assert _C.rotation_copies(nbytes, l2, 3) <= 3
+    assert not _C.rotation_is_cold(1, nbytes, l2)
+
+
+def test_rotation_rule_values_and_flush_size():
+    l2 = 50 << 20  # H100
+    assert _C.rotation_copies(l2, l2) == 3  # (3 - 1) x L2 = 2 x L2: exactly enough
+    assert _C.rotation_copies(l2 + 1, l2) == 3
+    assert _C.rotation_copies(2 * l2, l2) == 2
+    assert _C.rotation_copies(1 << 20, l2) == 64  # capped: 101 wanted
+    assert _C.default_flush_bytes(l2) == 2 * l2
+    assert _C.default_flush_bytes(0) == 32 << 20
+    with pytest.raises(ValueError, match="bytes_per_call must be > 0"):
+        _C.rotation_copies(0, l2)
+
+
+def test_gemv_impl_is_named():
+    assert [i.name for i in _C.GemvImpl] == ["auto", "mma", "simt"]
+    assert _C.GemvImpl.mma == 1 and _C.GemvImpl.simt == 2  # the old integers still mean the same
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 9)["impl"] is _C.GemvImpl.mma
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"].name == "simt"
+    bads = (("tensor", "unknown GEMV implementation 'tensor'"), (3, "impl must be"), (1.0, "impl must be"))
+    for bad, msg in bads:
+        with pytest.raises(ValueError, match=msg):  # rejected before any device work
+            _C.w4a16_gemv(0, 0, 0, 0, 0, 1, 32, 64, -1, "float16", 0, 0, 0, bad)
+
+
+def test_gemv_heuristic_picks_compiled_configurations():
+    """Every configuration the heuristic picks is one the tuning script sweeps (the compiled list)."""
+    configs = {(c["n_tiles"], c["warps"]) for c in _C.w4a16_gemv_configs()}
+    assert configs == {(1, 4), (1, 8), (1, 16), (2, 4), (2, 8), (4, 4), (4, 8)}
+    for M in (1, 8, 9, 16, 64):
+        for N in (256, 4096, 6144, 14336, 28672, 57344):
+            for K in (256, 2048, 4096, 14336):
+                for sms in (20, 108, 132):
+                    c = _C.w4a16_gemv_config(M, N, K, sms, 9)
+                    assert (c["n_tiles"], c["warps"]) in configs, (M, N, K, sms, c)

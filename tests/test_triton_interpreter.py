@@ -77,6 +77,24 @@ def test_launch_heuristic_rules():
     assert pick_config(16, 4096, 14336, 128, 132, hip=False).split_k == 8
 
 
+def test_launch_rules_are_named_configurations():
+    """The rule tables hold GemmConfig values, in order of M, ending with the rule for any M; what
+    pick_config returns is its rule's configuration with split_k (and bc for short groups) chosen."""
+    from dataclasses import replace
+
+    from tinygemm.triton.w4a16_gemm import RULES_AMD, RULES_NVIDIA, GemmConfig, GemmRule, pick_config
+
+    for hip, rules in ((False, RULES_NVIDIA), (True, RULES_AMD)):
+        assert all(isinstance(r, GemmRule) and isinstance(r.base, GemmConfig) for r in rules)
+        tops = [r.max_m for r in rules]
+        assert tops[-1] is None and tops[:-1] == sorted(tops[:-1])
+        for r in rules:
+            M = r.max_m or 4096
+            c = pick_config(M, 4096, 4096, 128, 132, hip=hip)
+            assert replace(c, split_k=1) == r.base, (hip, M, c, r)
+    assert str(RULES_NVIDIA[-1].base) == "bm64_bt8_bc1_sk1_w4_s3_swap"
+
+
 @pytest.mark.parametrize("cfg", [(16, 2, 1, 1, False), (16, 2, 2, 3, True), (32, 4, 4, 2, False), (16, 8, 1, 4, True)])
 @pytest.mark.parametrize("gs,symmetric", [(32, False), (64, True), (128, False), (-1, True)])
 def test_w4a16_gemm_configurations_interpreted(cfg, gs, symmetric):

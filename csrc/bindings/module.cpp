@@ -1,6 +1,8 @@
 // tinygemm._C: the kernels' launchers and the timing harness, bound with pybind11. No torch headers:
 // tensors arrive as data pointers, streams as integers (torch.cuda.current_stream().cuda_stream),
 // so one build works with any torch version.
+#include <iterator>
+
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -21,6 +23,17 @@ tg::DType parse_dtype(const std::string& s) {
   if (s == "bfloat16") return tg::DType::kBF16;
   if (s == "float32") return tg::DType::kF32;
   throw std::invalid_argument("dtype must be 'float16', 'bfloat16' or 'float32'; got '" + s + "'");
+}
+
+// impl as a name ('auto', 'mma', 'simt'), a tinygemm._C.GemvImpl (an IntEnum), or its old integer
+tg::GemvImpl to_gemv_impl(const py::handle& v) {
+  if (py::isinstance<py::str>(v)) return tg::parse_gemv_impl(v.cast<std::string>());
+  if (py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v)) {
+    const long long i = v.cast<long long>();
+    if (i >= 0 && i < static_cast<long long>(std::size(tg::kGemvImplNames))) return static_cast<tg::GemvImpl>(i);
+  }
+  throw std::invalid_argument("impl must be 'auto', 'mma' or 'simt' (or their old numbers 0, 1, 2); got " +
+                              py::repr(v).cast<std::string>());
 }
 
 const void* ptr(std::uintptr_t p) { return reinterpret_cast<const void*>(p); }
@@ -45,6 +58,20 @@ PYBIND11_MODULE(_C, m) {
 #endif
   py::register_exception<tg::NoGpuBuild>(m, "NoGpuBuild", PyExc_RuntimeError);
   m.attr("w4_layouts") = py::make_tuple(tg::kLayoutNames[0], tg::kLayoutNames[1]);
+  {
+    py::tuple gs(std::size(tg::kW4GroupSizes));
+    for (std::size_t i = 0; i < std::size(tg::kW4GroupSizes); ++i) gs[i] = tg::kW4GroupSizes[i];
+    m.attr("w4_group_sizes") = gs;
+  }
+
+  // The GEMV's implementations as a Python enum.IntEnum (names from w4a16.h): it compares equal to
+  // the old integers 0/1/2 on every pybind11 version, and .name is what bench notes record.
+  py::list impl_members;
+  for (int i = 0; i < static_cast<int>(std::size(tg::kGemvImplNames)); ++i)
+    impl_members.append(py::make_tuple(tg::kGemvImplNames[i], i));
+  const py::object gemv_impl =
+      py::module_::import("enum").attr("IntEnum")("GemvImpl", impl_members, py::arg("module") = "tinygemm._C");
+  m.attr("GemvImpl") = gemv_impl;
 
   // statistics (CPU)
   py::class_<tg::Stats>(m, "Stats")
@@ -102,6 +129,13 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("ops_per_sample", &tg::TimerResult::ops_per_sample)
       .def_readonly("warmup_runs", &tg::TimerResult::warmup_runs)
       .def_readonly("clock", &tg::TimerResult::clock);
+  m.attr("max_samples_limit") = tg::kMaxSamplesLimit;
+  m.attr("max_rotation_copies") = tg::kMaxRotationCopies;
+  m.def("default_flush_bytes", &tg::default_flush_bytes, py::arg("l2_bytes"));
+  m.def("rotation_copies", &tg::rotation_copies, py::arg("bytes_per_copy"), py::arg("l2_bytes"),
+        py::arg("max_copies") = tg::kMaxRotationCopies);
+  m.def("rotation_is_cold", &tg::rotation_is_cold, py::arg("copies"), py::arg("bytes_per_copy"),
+        py::arg("l2_bytes"));
   m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
   m.def("graph_launch_count", &tg::graph_launch_count, py::arg("estimated_us"), py::arg("options"));
   m.def("cupti_available", [] {
@@ -142,17 +176,17 @@ PYBIND11_MODULE(_C, m) {
       "w4a16_gemv",
       [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
          int M, int N, int K, int group_size, const std::string& dtype, std::uintptr_t stream, int n_tiles,
-         int warps, int impl, const std::string& layout) {
+         int warps, const py::object& impl, const std::string& layout) {
         tg::GemvConfig cfg;
         cfg.n_tiles = n_tiles;
         cfg.warps = warps;
-        cfg.impl = impl;
+        cfg.impl = to_gemv_impl(impl);
         tg::w4a16_gemv(ptr(x), ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(y), M, N, K,
                        group_size, parse_dtype(dtype), stream, cfg, tg::parse_layout(layout));
       },
       py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
       py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
-      py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = 0, py::arg("layout") = tg::kLayoutNames[0]);
+      py::arg("n_tiles") = 0, py::arg("warps") = 0, py::arg("impl") = "auto", py::arg("layout") = tg::kLayoutNames[0]);
   m.def(
       "w4a16_gemm_sm90",
       [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
@@ -191,11 +225,24 @@ PYBIND11_MODULE(_C, m) {
       py::arg("gptq_qweight"), py::arg("qweight"), py::arg("N"), py::arg("K"), py::arg("stream"));
   m.def(
       "w4a16_gemv_config",
-      [](int M, int N, int K, int sm_count, int cc_major) {
+      [gemv_impl](int M, int N, int K, int sm_count, int cc_major) {
         const tg::GemvConfig c = tg::w4a16_gemv_config(M, N, K, sm_count, cc_major);
-        return py::dict(py::arg("n_tiles") = c.n_tiles, py::arg("warps") = c.warps, py::arg("impl") = c.impl);
+        return py::dict(py::arg("n_tiles") = c.n_tiles, py::arg("warps") = c.warps,
+                        py::arg("impl") = gemv_impl(static_cast<int>(c.impl)));
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("cc_major"));
+  m.def(
+      "w4a16_gemv_configs",
+      [] {
+        py::list out;
+        for (int nt : tg::kGemvNTiles)
+          for (int w : tg::kGemvWarps)
+            if (tg::gemv_config_valid(nt, w)) out.append(py::dict(py::arg("n_tiles") = nt, py::arg("warps") = w));
+        return out;
+      },
+      "every compiled (n_tiles, warps) of the GEMV's mma implementation, as dicts");
+  m.def("check_w4_dims", &tg::check_w4_dims, py::arg("N"), py::arg("K"), py::arg("group_size"),
+        "the packed layouts' shape rules (ValueError naming the constraint and the values)");
   m.def(
       "check_w4_shape",
       [](int N, int K, int group_size, const std::string& dtype) {

@@ -62,7 +62,7 @@ Timer::~Timer() {
 void Timer::ensure_flush_buffer(std::size_t bytes) {
   if (bytes == 0) {
     const DeviceInfo d = device_info();
-    bytes = std::max<std::size_t>(2 * d.l2_bytes, std::size_t(32) << 20);
+    bytes = default_flush_bytes(d.l2_bytes);
   }
   bytes = (bytes + 15) / 16 * 16;
   if (flush_buf_ && flush_bytes_ == bytes) return;
@@ -126,15 +126,23 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   // warm-up: as many samples as fit in warmup_ms (at least one), flushed like the real ones
   TimerResult r;
   const double est = estimate_us(fn, 1);
-  // twice the host's enqueue time of one sample, so the timed region never waits on the host
-  const auto lead_in_ns = static_cast<std::uint64_t>(std::clamp(2000.0 * host_us_, 5'000.0, 2'000'000.0));
+  // The GPU spins this long before each sample's start event: twice the host's enqueue time of one
+  // sample (host_us_, in us; x 1000 to ns, x 2 for margin), so the timed region never waits on the
+  // host. At least 5 us, a margin even for a host callable too fast to time; at most 2 ms, so that a
+  // slow Python callable does not make each sample's spin dominate the wall-time budget.
+  const auto lead_in_ns = static_cast<std::uint64_t>(std::clamp(2 * 1000.0 * host_us_, 5'000.0, 2'000'000.0));
+  // Estimates under 1 us count as 1 us (noise); at most 200 warm-up samples, ample for clocks and
+  // caches to settle however short the kernel.
   const int warm = static_cast<int>(std::clamp(opts.warmup_ms * 1000.0 / std::max(est, 1.0), 1.0, 200.0));
   for (int i = 0; i < warm; ++i) {
     if (cold) flush_l2();
     fn();
   }
   TG_GPU_CHECK(cudaStreamSynchronize(s));
-  r.warmup_runs = warm + 2;
+  // the untimed runs before the samples: the warm-up loop plus estimate_us(fn, 1)'s two calls
+  // (its first, absorbing lazy initialisation, and the one it times)
+  constexpr int kEstimateRuns = 1 + 1;
+  r.warmup_runs = warm + kEstimateRuns;
   // cupti mode: the GPU's timestamps of the kernels each sample launched, instead of events
   std::unique_ptr<KernelTrace> trace;
   if (opts.mode == TimingMode::kCupti) trace = std::make_unique<KernelTrace>();
@@ -184,6 +192,10 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))
       break;
+    // Next batch: half the samples so far (the interval narrows as 1/sqrt(n), so each batch is a
+    // fixed share of progress), at least 5 (each batch costs one synchronisation and a readback of
+    // its events), and no more than max_samples allows (a batch past it still runs 5: should_stop
+    // ends the loop after it).
     batch = std::clamp(st.n / 2, 5, std::max(5, opts.max_samples - st.n));
   }
   r.us = st;

@@ -18,6 +18,8 @@ enum class L2Mode { kCold, kHot };
 // activity records: what Nsight Systems / Compute report); events also count the launch latency.
 enum class TimingMode { kAuto, kEvent, kGraph, kCupti };
 
+// The harness's defaults are TimerOptions' initializers below: the one home of them. tinygemm.timing
+// reads them through _C.TimerOptions(), the microbenchmarks' flags through TimerOptions{}.
 struct TimerOptions {
   L2Mode l2 = L2Mode::kCold;
   TimingMode mode = TimingMode::kAuto;
@@ -29,8 +31,27 @@ struct TimerOptions {
   double graph_threshold_us = 10;   // auto mode: graphs below this per-launch time
   int graph_launches = 0;           // launches captured per graph; 0 = enough for ~graph_target_us
   double graph_target_us = 300;
-  std::size_t flush_bytes = 0;      // cold L2: bytes read between samples; 0 = max(2 x L2, 32 MiB)
+  std::size_t flush_bytes = 0;      // cold L2: bytes read between samples; 0 = default_flush_bytes(L2)
 };
+
+// The most samples any caller may ask for: a bound on what a typo can request (the Python options
+// and the microbenchmarks' flags check it).
+constexpr int kMaxSamplesLimit = 1'000'000;
+
+// Cold L2 between samples: a read of max(2 x L2, 32 MiB). Twice the L2 because its replacement is not
+// strict LRU, so one L2-sized read can leave lines behind; the 32 MiB floor keeps the flush a real
+// one where the reported L2 size is 0 or small.
+std::size_t default_flush_bytes(std::size_t l2_bytes);
+
+// Cold L2 without a flush between launches (a graph replays its launches back to back): launches
+// rotate through copies of the buffers they read, and a launch misses in L2 only when more than
+// twice the L2 (the flush's factor, for the same reason) is read between two uses of one copy.
+// rotation_copies: the fewest copies that do so, at least 2, at most max_copies (memory: each copy
+// is a full set of weights). rotation_is_cold: whether `copies` of `bytes_per_copy` do, i.e. the
+// label "cold" rather than "cold-first" (only the first launch of a replay is cold).
+constexpr int kMaxRotationCopies = 64;
+int rotation_copies(std::size_t bytes_per_copy, std::size_t l2_bytes, int max_copies = kMaxRotationCopies);
+bool rotation_is_cold(long long copies, std::size_t bytes_per_copy, std::size_t l2_bytes);
 
 struct ClockInfo {
   bool available = false;

@@ -33,8 +33,7 @@ __global__ void gptq_to_layout_kernel(const unsigned* __restrict__ gptq, unsigne
 }  // namespace
 
 void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::uintptr_t stream) {
-  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
-  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
+  check_w4_dims(N, K, -1);  // the layout's shape rules (w4a16_host.cpp); groups do not matter here
   const std::size_t words = static_cast<std::size_t>(N / 16) * (K / 64) * 128;
   constexpr int kThreads = 256;
   const std::size_t blocks = (words + kThreads - 1) / kThreads;

@@ -28,11 +28,28 @@ namespace tg {
 // ~64 KB per SM, above the ~23 KB Little's law asks at 3 TB/s and ~1 us latency.
 constexpr int kGemvUnroll = 2;
 
+// The GEMV's two implementations of the same function (w4a16_gemv.cu): kMma, tensor-core
+// mma.m16n8k16 (NVIDIA sm_80+, reads either layout); kSimt, portable FMA code (any GPU, AMD's
+// wave64 included; the GEMV layout only). kAuto: the heuristic's pick for the device. The integer
+// values are the old `impl=0/1/2` of the Python binding, which still accepts them.
+enum class GemvImpl { kAuto = 0, kMma = 1, kSimt = 2 };
+constexpr const char* kGemvImplNames[] = {"auto", "mma", "simt"};
+GemvImpl parse_gemv_impl(const std::string& name);  // std::invalid_argument naming the known ones
+const char* to_string(GemvImpl impl);
+
+// One launch configuration of the GEMV; a 0 / kAuto field is the heuristic's (w4a16_gemv_config).
 struct GemvConfig {
-  int n_tiles = 0;  // 16-wide output tiles per block: 1, 2 or 4 (0 = heuristic)
-  int warps = 0;    // warps per block, splitting K between them: 4, 8, or 16 with n_tiles 1 (0 = heuristic)
-  int impl = 0;     // 0 = best for the device, 1 = tensor-core mma (NVIDIA sm_80+), 2 = portable SIMT
+  int n_tiles = 0;                  // 16-wide output tiles per block: one of kGemvNTiles
+  int warps = 0;                    // warps per block, splitting K between them: one of kGemvWarps
+  GemvImpl impl = GemvImpl::kAuto;  // which implementation runs (the fields above are the mma one's)
 };
+// The compiled (n_tiles, warps) of the mma implementation: every pair, except 16 warps only with
+// n_tiles 1 (a block of 16 warps x 2+ tiles runs out of registers). The tuning script sweeps them.
+constexpr int kGemvNTiles[] = {1, 2, 4};
+constexpr int kGemvWarps[] = {4, 8, 16};
+bool gemv_config_valid(int n_tiles, int warps);
+// std::invalid_argument naming the field and its allowed values unless gemv_config_valid.
+void check_gemv_config(const GemvConfig& c);
 
 // The packed layouts above, by name (formats.py reads the names from here).
 enum class W4Layout { kV1 = 0, kSm90 = 1 };
@@ -69,7 +86,13 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
 // The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
 
-// Shape rules shared by both kernels; throws std::invalid_argument naming the constraint.
+// The packed layouts' shape rules, the one home of them (formats.check_shape, the repack and every
+// INT4 kernel call these): group_size one of kW4GroupSizes (-1 = one group per column), N % 16 == 0
+// (16-wide output tiles), K % 64 == 0 (64-deep chunks), K % group_size == 0. Throws
+// std::invalid_argument (Python: ValueError) naming the constraint and the values.
+constexpr int kW4GroupSizes[] = {32, 64, 128, -1};
+void check_w4_dims(int N, int K, int group_size);
+// check_w4_dims plus the kernels' activation dtypes (fp16 or bf16).
 void check_w4_shape(int N, int K, int group_size, DType dtype);
 
 }  // namespace tg

@@ -448,15 +448,14 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   const DeviceProps& d = device_props();
   const int major = d.cc_major;
   const GemvConfig h = w4a16_gemv_config(M, N, K, d.sm_count, major);
-  if (cfg.impl == 0) cfg.impl = h.impl;
+  if (cfg.impl == GemvImpl::kAuto) cfg.impl = h.impl;
   if (cfg.n_tiles == 0) cfg.n_tiles = h.n_tiles;
   if (cfg.warps == 0) cfg.warps = h.warps;
-  TG_CHECK_ARG(cfg.warps == 4 || cfg.warps == 8 || (cfg.warps == 16 && cfg.n_tiles == 1),
-               "w4a16_gemv: warps must be 4 or 8 (or 16 with n_tiles 1); got warps ", cfg.warps, ", n_tiles ", cfg.n_tiles);
+  check_gemv_config(cfg);
   auto st = as_stream(stream);
-  if (cfg.impl == 1) {
+  if (cfg.impl == GemvImpl::kMma) {
 #if defined(TINYGEMM_HIP)
-    TG_CHECK_ARG(false, "w4a16_gemv: the mma implementation is NVIDIA-only (sm_80+); use impl=2 on AMD");
+    TG_CHECK_ARG(false, "w4a16_gemv: the mma implementation is NVIDIA-only (sm_80+); use impl='simt' on AMD");
 #else
     TG_CHECK_ARG(major >= 8, "w4a16_gemv: the mma implementation needs compute capability 8.0+; got ", major);
     const bool knat = layout == W4Layout::kSm90;
@@ -464,7 +463,8 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
     return dispatch_mma<tg_bf16>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, knat, st);
 #endif
   }
-  TG_CHECK_ARG(cfg.impl == 2, "w4a16_gemv: impl must be 0 (auto), 1 (mma) or 2 (simt); got ", cfg.impl);
+  TG_CHECK_ARG(cfg.impl == GemvImpl::kSimt, "w4a16_gemv: impl must be 'auto', 'mma' or 'simt' (0, 1 or 2); got ",
+               static_cast<int>(cfg.impl));
   TG_CHECK_ARG(layout == W4Layout::kV1, "w4a16_gemv: the portable (simt) implementation reads the GEMV layout only");
   const dim3 grid(N / 16, (M + 15) / 16);
   if (dtype == DType::kF16)

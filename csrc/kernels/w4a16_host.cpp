@@ -7,15 +7,47 @@
 
 namespace tg {
 
+void check_w4_dims(int N, int K, int group_size) {
+  bool known = false;
+  for (int g : kW4GroupSizes) known = known || g == group_size;
+  // the message spells the list as Python's tuple (formats.GROUP_SIZES is this list)
+  TG_CHECK_ARG(known, "group_size must be one of (32, 64, 128, -1) (-1 = per channel); got ", group_size);
+  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
+  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
+  TG_CHECK_ARG(group_size == -1 || K % group_size == 0, "K must be a multiple of group_size; got K = ", K,
+               ", group_size = ", group_size);
+}
+
 void check_w4_shape(int N, int K, int group_size, DType dtype) {
   TG_CHECK_ARG(dtype == DType::kF16 || dtype == DType::kBF16,
                "INT4 kernels take fp16 or bf16 activations/scales");
-  TG_CHECK_ARG(N > 0 && N % 16 == 0, "packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = ", N);
-  TG_CHECK_ARG(K > 0 && K % 64 == 0, "packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = ", K);
-  TG_CHECK_ARG(group_size == -1 || group_size == 32 || group_size == 64 || group_size == 128,
-               "group_size must be 32, 64, 128 or -1 (per channel); got ", group_size);
-  TG_CHECK_ARG(group_size == -1 || K % group_size == 0, "K must be a multiple of group_size; got K = ", K,
-               ", group_size = ", group_size);
+  check_w4_dims(N, K, group_size);
+}
+
+GemvImpl parse_gemv_impl(const std::string& name) {
+  for (int i = 0; i < 3; ++i)
+    if (name == kGemvImplNames[i]) return static_cast<GemvImpl>(i);
+  TG_CHECK_ARG(false, "unknown GEMV implementation '", name, "'; the implementations are 'auto', 'mma' and 'simt'");
+  return GemvImpl::kAuto;
+}
+
+const char* to_string(GemvImpl impl) {
+  const int i = static_cast<int>(impl);
+  return i >= 0 && i < 3 ? kGemvImplNames[i] : "invalid";
+}
+
+bool gemv_config_valid(int n_tiles, int warps) {
+  bool nt = false, w = false;
+  for (int v : kGemvNTiles) nt = nt || v == n_tiles;
+  for (int v : kGemvWarps) w = w || v == warps;
+  return nt && w && (warps != 16 || n_tiles == 1);
+}
+
+void check_gemv_config(const GemvConfig& c) {
+  TG_CHECK_ARG(c.n_tiles == 1 || c.n_tiles == 2 || c.n_tiles == 4, "w4a16_gemv: n_tiles must be 1, 2 or 4; got ",
+               c.n_tiles);
+  TG_CHECK_ARG(gemv_config_valid(c.n_tiles, c.warps),
+               "w4a16_gemv: warps must be 4 or 8 (or 16 with n_tiles 1); got warps ", c.warps, ", n_tiles ", c.n_tiles);
 }
 
 W4Layout parse_layout(const std::string& name) {
@@ -29,10 +61,10 @@ W4Layout parse_layout(const std::string& name) {
 GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
   GemvConfig c;
 #if defined(TINYGEMM_HIP)
-  c.impl = 2;
+  c.impl = GemvImpl::kSimt;
   (void)cc_major;
 #else
-  c.impl = cc_major >= 8 ? 1 : 2;  // mma.m16n8k16 with bf16 needs sm_80
+  c.impl = cc_major >= 8 ? GemvImpl::kMma : GemvImpl::kSimt;  // mma.m16n8k16 with bf16 needs sm_80
 #endif
   const int tiles = N / 16, chunks = K / 64;
   // Measured on an H100 over Llama-3-8B's layers (bench/tune_w4a16_gemv.py, committed results):

@@ -18,13 +18,13 @@ int main(int argc, char** argv) {
     cudaStream_t stream;
     TG_GPU_CHECK(cudaStreamCreate(&stream));
     // Cold L2 in graph mode (a replay has no flush between its launches): launches rotate through
-    // source/destination pairs so that more than 2x the L2 is read between two uses of one source,
-    // as tinygemm.timing and tinygemm-bench-gemm do. Copies are capped at 8 GiB of buffers; a result
+    // source/destination pairs, as many as the harness's rule asks (rotation_copies, timer.h; the
+    // same as tinygemm.timing and tinygemm-bench-gemm). Copies are capped at 8 GiB of buffers; a result
     // whose rotation falls short is labelled "cold-first" (bench::l2_label).
     const std::size_t l2 = device_info().l2_bytes;
     int copies = 1;
     if (opts.l2 == L2Mode::kCold && (opts.mode == TimingMode::kGraph || opts.mode == TimingMode::kAuto)) {
-      const std::size_t want = std::min<std::size_t>(64, 1 + (2 * l2 + bytes - 1) / bytes);
+      const std::size_t want = static_cast<std::size_t>(rotation_copies(bytes, l2));
       const std::size_t fit = std::max<std::size_t>(1, (std::size_t(8) << 30) / (2 * bytes));
       copies = static_cast<int>(std::min(want, fit));
     }

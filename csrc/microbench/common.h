@@ -44,16 +44,24 @@ class Args {
   Args(std::string prog, std::string about) : prog_(std::move(prog)), about_(std::move(about)) {
     add("device", "0", "GPU index");
     add("l2", "cold", "cold (L2 flushed before each sample) or hot");
-    add("mode", "auto", "auto (graphs under 10 us), event, graph or cupti (the kernels' own GPU timestamps)");
-    add("target", "0.01", "stop when the median's relative spread is under this");
-    add("min-samples", "10", "fewest samples");
-    add("max-samples", "2000", "most samples");
-    add("budget-ms", "2000", "wall-time budget for sampling");
+    // defaults: the harness's own (TimerOptions' initializers, timer.h)
+    const TimerOptions d;
+    add("mode", "auto", "auto (graphs under " + num(d.graph_threshold_us) +
+                            " us), event, graph or cupti (the kernels' own GPU timestamps)");
+    add("target", num(d.target_rel_spread), "stop when the median's relative spread is under this");
+    add("min-samples", num(d.min_samples), "fewest samples");
+    add("max-samples", num(d.max_samples), "most samples");
+    add("budget-ms", num(d.budget_ms), "wall-time budget for sampling");
     add("csv", "", "write a CSV row to this path ('-' = stdout)");
     add("json", "", "write a JSON object to this path ('-' = stdout)");
     add_switch("profile", "run one launch between cudaProfilerStart/Stop (NVTX range) instead of timing");
     add_switch("smoke", "a short run for ctest (small sizes, small budget)");
     add_switch("help", "show this message");
+  }
+  static std::string num(double v) {  // 0.01, 10, 2000: as a flag's default reads
+    std::ostringstream os;
+    os << v;
+    return os.str();
   }
   void add(const std::string& name, const std::string& def, const std::string& help) {
     flags_[name] = Flag{name, help, def, def, false, false};
@@ -163,8 +171,8 @@ class Args {
              : m == "cupti" ? TimingMode::kCupti
                             : TimingMode::kGraph;
     o.target_rel_spread = real("target", 1e-4, 1.0);
-    o.min_samples = static_cast<int>(integer("min-samples", 1, 1000000));
-    o.max_samples = static_cast<int>(integer("max-samples", o.min_samples, 1000000));
+    o.min_samples = static_cast<int>(integer("min-samples", 1, kMaxSamplesLimit));
+    o.max_samples = static_cast<int>(integer("max-samples", o.min_samples, kMaxSamplesLimit));
     o.budget_ms = real("budget-ms", 1, 3.6e6);
     if (flag("smoke")) {
       o.budget_ms = std::min(o.budget_ms, 200.0);
@@ -197,15 +205,13 @@ inline void select_device(const Args& args) {
 #endif
 }
 
-// The L2 label of a result, by tinygemm.timing's rule: a graph replays its launches back to back
-// with no flush between them, so a cold-L2 graph result is "cold" only when the launches rotate
-// through `copies` buffers of `bytes_per_copy` and more than twice the L2 is read between two uses
-// of one buffer; otherwise only the first launch of a replay is cold: "cold-first".
+// The L2 label of a result, by the harness's rotation rule (rotation_is_cold, timer.h; tinygemm.timing
+// uses the same): a cold-L2 graph result is "cold" only when its launches rotate through enough
+// buffers; otherwise only the first launch of a replay is cold: "cold-first".
 inline std::string l2_label(const TimerResult& r, long long copies, std::size_t bytes_per_copy,
                             std::size_t l2_bytes) {
   if (r.l2 != "cold" || r.mode != "graph") return r.l2;
-  const double between = static_cast<double>(copies - 1) * static_cast<double>(bytes_per_copy);
-  return between >= 2.0 * static_cast<double>(l2_bytes) ? "cold" : "cold-first";
+  return rotation_is_cold(copies, bytes_per_copy, l2_bytes) ? "cold" : "cold-first";
 }
 
 // One launch inside the profiler's capture window, after a warm-up launch outside it.

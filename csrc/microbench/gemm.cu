@@ -51,12 +51,10 @@ int main(int argc, char** argv) {
     TG_GPU_CHECK(cudaMalloc(&x, M * K * 2));
     TG_GPU_CHECK(cudaMalloc(&y, M * N * 2));
     const DType dtype = dt == "fp16" ? DType::kF16 : DType::kBF16;
-    // Cold L2 in graph mode: launches rotate through enough weight copies that more than 2x the L2
-    // is read between two uses of one copy.
+    // Cold L2 in graph mode: launches rotate through enough weight copies (the harness's rule,
+    // rotation_copies in timer.h) that every launch misses in L2.
     const std::size_t wbytes = static_cast<std::size_t>(K * N * 2);
-    const int copies = opts.l2 == L2Mode::kCold
-                           ? static_cast<int>(std::min<std::size_t>(64, 2 + 2 * device_info().l2_bytes / wbytes))
-                           : 1;
+    const int copies = opts.l2 == L2Mode::kCold ? rotation_copies(wbytes, device_info().l2_bytes) : 1;
     std::vector<void*> ws(copies);
     for (int i = 0; i < copies; ++i) {
       TG_GPU_CHECK(cudaMalloc(&ws[i], wbytes));

@@ -71,7 +71,7 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
     props = torch.cuda.get_device_properties(device)
     if backend == "gemv":
         c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major)
-        return f"w4a16_gemv n_tiles={c['n_tiles']} warps={c['warps']} impl={c['impl']}"
+        return f"w4a16_gemv n_tiles={c['n_tiles']} warps={c['warps']} impl={c['impl'].name}"
     if backend == "gemm_sm90":
         c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
         return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"

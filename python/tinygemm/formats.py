@@ -35,13 +35,14 @@ tiles and chunks, with k in natural order inside each 16-deep step j:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 
 import torch
 
 from ._ext import GPU_BACKEND, _C, stream_handle
 
-GROUP_SIZES = (32, 64, 128, -1)
+GROUP_SIZES = tuple(_C.w4_group_sizes)  # 32, 64, 128, -1 (per channel): csrc/kernels/w4a16.h
 LAYOUTS = tuple(_C.w4_layouts)  # named in csrc/kernels/w4a16.h, where the kernels read them
 LAYOUT, LAYOUT_SM90 = LAYOUTS
 
@@ -104,15 +105,12 @@ class QuantizedWeight:
 
 
 def check_shape(K: int, N: int, group_size: int) -> None:
-    """The layout's shape rules, as ValueErrors that name the constraint and the values."""
-    if group_size not in GROUP_SIZES:
-        raise ValueError(f"group_size must be one of {GROUP_SIZES} (-1 = per channel); got {group_size}")
-    if N <= 0 or N % 16:
-        raise ValueError(f"packed INT4 weights need N % 16 == 0 (16-wide output tiles); got N = {N}")
-    if K <= 0 or K % 64:
-        raise ValueError(f"packed INT4 weights need K % 64 == 0 (64-deep chunks); got K = {K}")
-    if group_size != -1 and K % group_size:
-        raise ValueError(f"K must be a multiple of group_size; got K = {K}, group_size = {group_size}")
+    """The layout's shape rules, as ValueErrors that name the constraint and the values: the C++ rules
+    the kernels and the repack check (csrc/kernels/w4a16_host.cpp, check_w4_dims), in every build."""
+    for name, v in (("K", K), ("N", N), ("group_size", group_size)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not -2**31 <= v < 2**31:
+            raise ValueError(f"{name} must be a 32-bit integer; got {v!r}")
+    _C.check_w4_dims(int(N), int(K), int(group_size))
 
 
 SCALE_DTYPES = (torch.float16, torch.bfloat16)

@@ -57,17 +57,30 @@ class Timing:
         return asdict(self)
 
 
+def _defaults() -> dict:
+    d = _C.TimerOptions()
+    return dict(target=d.target_rel_spread, min_samples=d.min_samples, max_samples=d.max_samples,
+                budget_ms=d.budget_ms, warmup_ms=d.warmup_ms, graph_threshold_us=d.graph_threshold_us,
+                graph_launches=d.graph_launches, flush_bytes=d.flush_bytes)
+
+
+# The harness's defaults, by options()' keyword: read from the C++ TimerOptions (csrc/harness/timer.h),
+# their one home, which the microbenchmark binaries' flags read too.
+DEFAULTS = _defaults()
+_D = DEFAULTS
+
+
 def options(
     l2: str = "cold",
     mode: str = "auto",
-    target: float = 0.01,
-    min_samples: int = 10,
-    max_samples: int = 2000,
-    budget_ms: float = 2000.0,
-    warmup_ms: float = 10.0,
-    graph_threshold_us: float = 10.0,
-    graph_launches: int = 0,
-    flush_bytes: int = 0,
+    target: float = _D["target"],
+    min_samples: int = _D["min_samples"],
+    max_samples: int = _D["max_samples"],
+    budget_ms: float = _D["budget_ms"],
+    warmup_ms: float = _D["warmup_ms"],
+    graph_threshold_us: float = _D["graph_threshold_us"],
+    graph_launches: int = _D["graph_launches"],
+    flush_bytes: int = _D["flush_bytes"],
 ) -> "_C.TimerOptions":
     """Harness options, validated with errors that name the bad value."""
     if l2 not in ("cold", "hot"):
@@ -90,12 +103,14 @@ def options(
     return o
 
 
-MAX_SAMPLES = 1_000_000
+MAX_SAMPLES = _C.max_samples_limit  # kMaxSamplesLimit, timer.h
 
 
-def check_options(target: float = 0.01, min_samples: int = 10, max_samples: int = 2000, budget_ms: float = 2000.0,
-                  warmup_ms: float = 10.0, graph_threshold_us: float = 10.0, graph_launches: int = 0,
-                  flush_bytes: int = 0, flags: bool = False) -> None:
+def check_options(target: float = _D["target"], min_samples: int = _D["min_samples"],
+                  max_samples: int = _D["max_samples"], budget_ms: float = _D["budget_ms"],
+                  warmup_ms: float = _D["warmup_ms"], graph_threshold_us: float = _D["graph_threshold_us"],
+                  graph_launches: int = _D["graph_launches"], flush_bytes: int = _D["flush_bytes"],
+                  flags: bool = False) -> None:
     """The numeric options' ranges (the harness would loop, hang or divide by them); with flags=True
     the errors name the command-line flags (--min-samples) instead of the keywords."""
     def name(n: str) -> str:
@@ -174,7 +189,8 @@ def measure(
             calls[i % len(calls)]()
     l2 = "hot"
     if o.l2 == _C.L2Mode.cold:
-        enough = bytes_per_call is not None and (len(calls) - 1) * bytes_per_call >= 2 * l2_bytes()
+        enough = bytes_per_call is not None and bytes_per_call > 0 and _C.rotation_is_cold(
+            len(calls), int(bytes_per_call), l2_bytes())
         l2 = "cold" if enough else "cold-first"
     try:
         return _to_timing(t.sample(graph.replay, o, n, "graph"), l2)
@@ -182,12 +198,12 @@ def measure(
         del graph
 
 
-def rotation_copies(bytes_per_call: int, max_copies: int = 64) -> int:
-    """How many buffer copies a graph-mode rotation needs for every launch to miss in L2."""
+def rotation_copies(bytes_per_call: int, max_copies: int = _C.max_rotation_copies) -> int:
+    """How many buffer copies a graph-mode rotation needs for every launch to miss in L2 (the
+    harness's rule, csrc/harness/timer.h: the one measure() labels "cold" by)."""
     if bytes_per_call <= 0:
         raise ValueError(f"bytes_per_call must be > 0; got {bytes_per_call}")
-    need = 1 + -(-2 * l2_bytes() // bytes_per_call)
-    return max(2, min(need, max_copies))
+    return _C.rotation_copies(int(bytes_per_call), l2_bytes(), max_copies)
 
 
 def _to_timing(r, l2: str) -> Timing:

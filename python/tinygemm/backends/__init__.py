@@ -58,6 +58,16 @@ class Prepared:
         return xi, xi.float()
 
 
+def gemm_flops(M: int, N: int, K: int) -> float:
+    """Multiply-adds of y[M, N] = x[M, K] . W[K, N], counted as two FLOPs each."""
+    return 2.0 * M * N * K
+
+
+def gemm_bytes(weight_bytes: int, x_bytes: int, y_bytes: int) -> int:
+    """Bytes one call moves at least: its weights, its activations and its output, each once."""
+    return weight_bytes + x_bytes + y_bytes
+
+
 class Backend:
     name: str = ""
     op: str = "gemm"              # the op family, as the CSV's `op` column names it
@@ -74,6 +84,24 @@ class Backend:
 
     def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
         raise NotImplementedError
+
+    # What one call costs, as the sweep reports it (TFLOP/s, GB/s, % of peak): each backend answers
+    # for its own formats. The counts are gemm_flops / gemm_bytes above, their one home.
+    def flops(self, M: int, N: int, K: int) -> float:
+        """FLOPs of one call of M rows."""
+        return gemm_flops(M, N, K)
+
+    def bytes_moved(self, prep: Prepared, M: int, N: int, K: int, out_dtype: torch.dtype) -> int:
+        """Bytes one call moves at least: one weight state, x in the dtype call() takes (fp8 for the
+        scaled-mm backends), y in `out_dtype`."""
+        return gemm_bytes(prep.weight_bytes, M * K * prep.x_dtype.itemsize, M * N * out_dtype.itemsize)
+
+    def peak_tflops(self, peaks: dict | None, dtype: torch.dtype) -> float | None:
+        """The datasheet peak its math runs at (tinygemm.gpus.peaks): the activations' dtype's
+        tensor-core rate; None when unknown."""
+        if not peaks:
+            return None
+        return peaks.get("bf16") if dtype == torch.bfloat16 else peaks.get("fp16")
 
     def describe(self) -> str:
         return (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else ""

@@ -32,6 +32,10 @@ class AiterA8W8(Backend):
         self.kind = kind
         self.name = f"aiter_{kind}"
 
+    def peak_tflops(self, peaks, dtype):
+        """fp8 tensor-core math, whatever the activations' dtype."""
+        return peaks.get("fp8") if peaks else None
+
     def unavailable(self):
         if not torch.cuda.is_available():
             return "no GPU visible to torch"

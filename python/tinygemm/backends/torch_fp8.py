@@ -28,6 +28,10 @@ class TorchScaledMM(Backend):
         self.scaling = scaling
         self.name = f"torch_fp8_{scaling}"
 
+    def peak_tflops(self, peaks, dtype):
+        """fp8 tensor-core math, whatever the activations' dtype."""
+        return peaks.get("fp8") if peaks else None
+
     def unavailable(self):
         if not torch.cuda.is_available():
             return "no GPU visible to torch"

@@ -15,7 +15,7 @@ import torch
 from .. import _C, timing
 from ..backends import Backend, Prepared, Problem
 from ..results import row_key
-from .cost import gemm_bytes, gemm_flops
+from .cost import NOMINAL_BYTES_PER_S
 
 # a point whose p90 exceeds this multiple of its p10 is flagged in its note
 UNSTABLE_P90_OVER_P10 = 1.5
@@ -81,14 +81,6 @@ def _kernel_names(fn) -> str:
     return ";".join(n[:120] for n in names)
 
 
-def _peak_for(backend: Backend, dtype: torch.dtype, peaks: dict | None) -> float | None:
-    if not peaks:
-        return None
-    if backend.op == "scaled_mm":
-        return peaks.get("fp8")
-    return peaks.get("bf16") if dtype == torch.bfloat16 else peaks.get("fp16")
-
-
 def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
     return {"op": backend.op, "backend": backend.name, "model": shape.model, "layer": shape.layer, "tp": shape.tp,
             "M": M, "N": shape.N, "K": shape.K, "act_dtype": str(opts.dtype).removeprefix("torch."),
@@ -97,51 +89,85 @@ def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
 
 def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
                   stats: Stats) -> dict:
+    """One row: the backend's result checked, its memory, its time, and what that time means."""
     row = base_row(shape, backend, M, opts)
-    note = "; ".join(n for n in (prep.config(M) if prep.config else "", prep.note) if n)
-    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6, note=note)
+    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6,
+               note=_config_note(prep, M))
     xin, xref = prep.input(x)
-    # correctness first: one run outside timing, against the fp32 reference
+    err, row["peak_mem_mb"] = _check(prep, xin, xref, opts)
+    row["max_rel_err"] = err if err is not None else ""
+    _add_rotation(prep, opts)
+    t = _time(prep, xin, opts, stats)
+    row.update(_metrics(t, backend, prep, shape, M, opts))
+    if opts.kernel_names:
+        row["kernel_names"] = _kernel_names(lambda: prep.call(prep.states[0], xin))
+    _flag(row, t, err, backend)
+    return row
+
+
+def _config_note(prep: Prepared, M: int) -> str:
+    """The kernel and configuration run for M rows, then the backend's own note."""
+    return "; ".join(n for n in (prep.config(M) if prep.config else "", prep.note) if n)
+
+
+def _check(prep: Prepared, xin, xref: torch.Tensor, opts: Options) -> tuple[float | None, float]:
+    """Correctness first: one run outside timing, against the fp32 reference (None when refcheck is
+    off), and the peak memory in MB (weights, workspace, and what the call allocated)."""
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
     y = prep.call(prep.states[0], xin)
     torch.cuda.synchronize()
     transient = torch.cuda.max_memory_allocated() - before
-    row["peak_mem_mb"] = (prep.weight_bytes + prep.workspace_bytes + max(transient, 0)) / 1e6
+    peak_mb = (prep.weight_bytes + prep.workspace_bytes + max(transient, 0)) / 1e6
     err = _max_rel_err(y, xref, prep.ref_w) if opts.refcheck else None
-    row["max_rel_err"] = err if err is not None else ""
-    del y
-    # Graph-mode candidates rotate through weight copies so every launch misses in L2. A kernel cannot
-    # read its weights faster than the copy bandwidth, so only those under the graph threshold by
-    # that bound can end up in graph mode.
+    return err, peak_mb
+
+
+def _add_rotation(prep: Prepared, opts: Options) -> None:
+    """Weight copies for graph mode's cold L2 (timing.rotation_copies), where graphs may be used.
+
+    Only kernels under the graph threshold can end up in graph mode, and a kernel cannot read its
+    weights faster than the copy bandwidth: that bound decides. Without a measured copy bandwidth
+    the nominal one (cost.py) stands in; a guess on the high side errs toward making copies (memory
+    only) rather than toward a graph without rotation ("cold-first"). At most half the free memory.
+    """
     t_opts = timing.options(**opts.timing)
-    one = lambda: prep.call(prep.states[0], xin)  # noqa: E731
-    read_floor_us = prep.weight_bytes / (opts.ceilings.get("copy_gbps", 3000.0) * 1e3)
+    read_floor_us = prep.weight_bytes / (opts.ceilings.get("copy_gbps", NOMINAL_BYTES_PER_S / 1e9) * 1e3)
     may_graph = t_opts.mode == _C.TimingMode.graph or (
         t_opts.mode == _C.TimingMode.auto and read_floor_us < t_opts.graph_threshold_us)
     if may_graph and t_opts.l2 == _C.L2Mode.cold:
         free = torch.cuda.mem_get_info()[0]
         want = timing.rotation_copies(max(prep.weight_bytes, 1))
         prep.add_copies(max(1, min(want, int(0.5 * free // max(prep.weight_bytes, 1)))))
+
+
+def _time(prep: Prepared, xin, opts: Options, stats: Stats) -> timing.Timing:
+    """The harness's measurement, rotating through the weight states."""
     fns = [(lambda s=s: prep.call(s, xin)) for s in prep.states]
     t = timing.measure(fns=fns, bytes_per_call=prep.weight_bytes, **opts.timing)
     stats.timed_s += t.median_us * t.samples * 1e-6
-    flops = gemm_flops(M, shape.N, shape.K)
-    x_bytes = M * shape.K * (1 if backend.op == "scaled_mm" else torch.finfo(prep.x_dtype).bits // 8)
-    nbytes = gemm_bytes(prep.weight_bytes, x_bytes, M, shape.N)
-    tflops = flops / (t.median_us * 1e6)
-    gbps = nbytes / (t.median_us * 1e3)
-    peak = _peak_for(backend, opts.dtype, opts.peaks)
-    row.update(
+    return t
+
+
+def _metrics(t: timing.Timing, backend: Backend, prep: Prepared, shape: Shape, M: int, opts: Options) -> dict:
+    """The time and its rates: TFLOP/s and GB/s by the backend's own counts, against the datasheet
+    peaks and the measured ceilings."""
+    tflops = backend.flops(M, shape.N, shape.K) / (t.median_us * 1e6)
+    gbps = backend.bytes_moved(prep, M, shape.N, shape.K, opts.dtype) / (t.median_us * 1e3)
+    peak = backend.peak_tflops(opts.peaks, opts.dtype)
+    return dict(
         timing_mode=t.mode, l2=t.l2, time_us=t.median_us, time_us_min=t.min_us, time_us_p10=t.p10_us,
         time_us_p90=t.p90_us, samples=t.samples, tflops=tflops, gbps=gbps,
         pct_peak_flops=100 * tflops / peak if peak else "",
         pct_peak_bw=100 * gbps / opts.peaks["mem_bw_gbs"] if opts.peaks and opts.peaks.get("mem_bw_gbs") else "",
         pct_measured_bw=100 * gbps / opts.ceilings["copy_gbps"] if opts.ceilings.get("copy_gbps") else "",
         pct_measured_flops=100 * tflops / opts.ceilings["matmul_tflops"] if opts.ceilings.get("matmul_tflops") else "",
-        sm_clock_mhz=t.sm_clock_mhz_min, clock_sagged=int(t.clock_sagged),
-        kernel_names=_kernel_names(one) if opts.kernel_names else "",
+        sm_clock_mhz=t.sm_clock_mhz_min, clock_sagged=int(t.clock_sagged), kernel_names="",
     )
+
+
+def _flag(row: dict, t: timing.Timing, err: float | None, backend: Backend) -> None:
+    """The row's status, and notes on what makes its time or its result doubtful."""
     if t.p90_us > UNSTABLE_P90_OVER_P10 * t.p10_us:
         # a bimodal or disturbed point (another process, a clock event): the median is not to be trusted
         row["note"] = f"unstable: p90 {t.p90_us:.1f} us = {t.p90_us / t.p10_us:.1f}x p10; " + row["note"]
@@ -151,7 +177,6 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
         row.update(status="wrong", note=f"max_rel_err {err:.3g} > tolerance {backend.tolerance:g}; {row['note']}")
     else:
         row["status"] = "ok"
-    return row
 
 
 REPACK_RUNS = 5

@@ -16,7 +16,7 @@ issued twice the instructions, and the kernel is issue-bound at small M).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -251,7 +251,16 @@ def _w4a16_gemm_kernel(x_ptr, w_ptr, s_ptr, z_ptr, y_ptr, ws_ptr, M, N, K, strid
 
 @dataclass(frozen=True)
 class GemmConfig:
-    """One launch configuration: BLOCK_M rows x 16*bt columns per program, 64*bc of K per step."""
+    """One launch configuration: BLOCK_M rows x 16*bt columns per program, 64*bc of K per step.
+
+    block_m  rows of x (tokens) per program
+    bt       16-wide column tiles per program
+    bc       64-deep K chunks per step (1 when a group is shorter than two chunks)
+    split_k  programs sharing one output tile's K, meeting in an fp32 workspace
+    warps    num_warps;  stages: num_stages (software pipelining depth)
+    swap     compute y^T = W^T x^T (the weights as the first MMA operand: Hopper's 64-row wgmma)
+    portable the compiler's unpack instead of inline PTX (AMD's path; tests run it on NVIDIA)
+    """
 
     block_m: int
     bt: int
@@ -260,11 +269,25 @@ class GemmConfig:
     warps: int = 4
     stages: int = 3
     swap: bool = False
-    portable: bool = False  # the compiler's unpack instead of inline PTX (AMD's path; tests run it on NVIDIA)
+    portable: bool = False
 
     def __str__(self) -> str:
         return (f"bm{self.block_m}_bt{self.bt}_bc{self.bc}_sk{self.split_k}_w{self.warps}_s{self.stages}"
                 f"{'_swap' if self.swap else ''}{'_portable' if self.portable else ''}")
+
+
+@dataclass(frozen=True)
+class GemmRule:
+    """The heuristic's rule for M <= max_m (None: every larger M): `base`, with its split_k chosen by
+    pick_config while the grid stays under `programs_per_sm` programs per SM."""
+
+    max_m: int | None
+    base: GemmConfig
+    programs_per_sm: int
+
+
+# the CPU interpreter's one small configuration: a correctness check, not a timing
+INTERPRETER_CONFIG = GemmConfig(block_m=16, bt=2, bc=1)
 
 
 def _ptx_available() -> bool:
@@ -276,14 +299,22 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-# Launch rules per vendor, by the largest M of each bucket: (block_m, bt, bc, programs-per-SM cap for
-# split-K, stages, swap). NVIDIA's come from the H100 sweep (bench/results/h100/tune_w4a16_gemm*.csv);
-# AMD's keep its wave64 / LDS-bound pipelining in mind (2 stages, no PTX) and are not yet measured:
-# no AMD GPU is lent here. A fixed, measured rule instead of Triton's autotuner: no first-call tuning
-# pause inside a model's forward or a CUDA-graph capture, and the same configuration on every run.
-# Other GPUs: rerun bench/tune_w4a16_gemm.py there, or pin one with w4a16_gemm(..., config=).
-_RULES_NVIDIA = [(16, (16, 4, 2, 4, 3, False)), (32, (32, 8, 2, 3, 4, False)), (None, (64, 8, 1, 2, 3, True))]
-_RULES_AMD = [(16, (16, 4, 2, 4, 2, False)), (32, (32, 8, 2, 3, 2, False)), (None, (64, 8, 1, 2, 2, False))]
+# Launch rules per vendor, in order of M. NVIDIA's come from the H100 sweep
+# (bench/results/h100/tune_w4a16_gemm*.csv); AMD's keep its wave64 / LDS-bound pipelining in mind
+# (2 stages, no swap) and are not yet measured: no AMD GPU is lent here. A fixed, measured rule
+# instead of Triton's autotuner: no first-call tuning pause inside a model's forward or a CUDA-graph
+# capture, and the same configuration on every run. Other GPUs: rerun bench/tune_w4a16_gemm.py
+# there, or pin one with w4a16_gemm(..., config=).
+RULES_NVIDIA = (
+    GemmRule(16, GemmConfig(block_m=16, bt=4, bc=2, stages=3), programs_per_sm=4),
+    GemmRule(32, GemmConfig(block_m=32, bt=8, bc=2, stages=4), programs_per_sm=3),
+    GemmRule(None, GemmConfig(block_m=64, bt=8, bc=1, stages=3, swap=True), programs_per_sm=2),
+)
+RULES_AMD = (
+    GemmRule(16, GemmConfig(block_m=16, bt=4, bc=2, stages=2), programs_per_sm=4),
+    GemmRule(32, GemmConfig(block_m=32, bt=8, bc=2, stages=2), programs_per_sm=3),
+    GemmRule(None, GemmConfig(block_m=64, bt=8, bc=1, stages=2), programs_per_sm=2),
+)
 
 
 def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int, hip: bool | None = None) -> GemmConfig:
@@ -294,17 +325,19 @@ def pick_config(M: int, N: int, K: int, group_size: int, num_sms: int, hip: bool
     second MMA operand; from 64 rows, the first (SWAP), where Hopper's wgmma takes 64-row tiles.
     """
     hip = torch.version.hip is not None if hip is None else hip
-    rules = _RULES_AMD if hip else _RULES_NVIDIA
-    bm, bt, bc, cap, stages, swap = next(r for top, r in rules if top is None or M <= top)
+    rule = next(r for r in (RULES_AMD if hip else RULES_NVIDIA) if r.max_m is None or M <= r.max_m)
+    c = rule.base
+    bc = c.bc
     if group_size == 64 or group_size == 32:
         bc = 1  # a step no longer than the group keeps one scale per column (group 32: per weight)
     chunks = K // 64
-    programs = triton.cdiv(N, 16 * bt) * triton.cdiv(M, bm)
+    programs = triton.cdiv(N, 16 * c.bt) * triton.cdiv(M, c.block_m)
     split = 1
-    # split K while the grid stays under `cap` programs per SM and each share keeps >= 4 steps
-    while split < 8 and programs * split * 2 <= cap * num_sms and chunks // (bc * split * 2) >= 4:
+    # split K while the grid stays under the rule's programs per SM and each share keeps >= 4 steps
+    cap = rule.programs_per_sm * num_sms
+    while split < 8 and programs * split * 2 <= cap and chunks // (bc * split * 2) >= 4:
         split *= 2
-    return GemmConfig(bm, bt, bc, split, warps=4, stages=stages, swap=swap)
+    return replace(c, bc=bc, split_k=split)
 
 
 def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
@@ -319,8 +352,8 @@ def w4a16_gemm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, zer
     y = out if out is not None else torch.empty((M, N), dtype=x.dtype, device=x.device)
     gs = 0 if group_size == -1 else group_size
     if config is None:
-        # the CPU interpreter runs one small configuration; it is a correctness check, not a timing
-        config = GemmConfig(16, 2, 1) if _interpreting() else pick_config(M, N, K, group_size, _num_sms(x.device))
+        config = (INTERPRETER_CONFIG if _interpreting()
+                  else pick_config(M, N, K, group_size, _num_sms(x.device)))
     c = config
     split = max(1, min(c.split_k, K // (64 * c.bc)))
     ws = torch.zeros((M, N), dtype=torch.float32, device=x.device) if split > 1 else y
