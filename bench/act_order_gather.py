@@ -53,11 +53,10 @@ def run(a):
     import tinygemm
     from tinygemm import timing
 
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
     rows = []
     for layer, (K, N) in LAYERS.items():
         qw = tinygemm.quantize(torch.randn(K, N, device="cuda").half() * 0.02, 128)
-        copies = max(2, -(-2 * l2 // qw.nbytes()) + 1)  # rotate through > 2x the L2 of weights
+        copies = timing.rotation_copies(qw.nbytes())  # the harness's rule for a cold-L2 rotation
         plain = [qw.clone() for _ in range(copies)]
         permuted = [replace(q, perm=torch.randperm(K, device="cuda").to(torch.int32)) for q in plain]
         for M in a.batches:
