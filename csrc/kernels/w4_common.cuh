@@ -13,6 +13,14 @@ __device__ __forceinline__ int nib_k(int lane, int j, int p) {
   return 32 * (j >> 1) + 8 * (lane & 3) + 4 * (j & 1) + 2 * ((p >> 1) & 1) + (p >> 2);
 }
 
+// A 16-bit value (fp16 / bf16) in both halves of a 32-bit register: an x2 operand.
+template <typename T>
+__device__ __forceinline__ std::uint32_t splat(T v) {
+  std::uint16_t h;
+  memcpy(&h, &v, 2);
+  return static_cast<std::uint32_t>(h) * 0x10001u;
+}
+
 template <typename T>
 struct Traits;
 

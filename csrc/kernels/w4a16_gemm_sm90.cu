@@ -59,7 +59,7 @@ struct Sm90Shape {
 };
 
 struct Sm90Params {
-  int M, N, K, group_size, log2_group, asym, stages_total, stages_per_split, gps;
+  int M, N, log2_group, asym, stages_total, stages_per_split, gps;
   const void* scales;  // per-channel scales (group_size -1), applied in the epilogue
   const void* zeros;   // per-channel zeros (group_size -1 with zero points)
   void* y;
@@ -133,60 +133,33 @@ __device__ __forceinline__ int cluster_rank() {
   return r;
 }
 
-template <typename T>
-__device__ __forceinline__ std::uint32_t hsub2(std::uint32_t a, std::uint32_t b);
-template <>
-__device__ __forceinline__ std::uint32_t hsub2<tg_half>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-template <>
-__device__ __forceinline__ std::uint32_t hsub2<tg_bf16>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
+// Packed x2 arithmetic in the activation dtype: sub / add / mul of two halves at once, one
+// instruction each (hadd2<T>, hsub2<T>, hmul2<T>).
+#define TG_X2_OP(NAME, PTX)                                                                   \
+  template <typename T>                                                                       \
+  __device__ __forceinline__ std::uint32_t NAME(std::uint32_t a, std::uint32_t b);            \
+  template <>                                                                                 \
+  __device__ __forceinline__ std::uint32_t NAME<tg_half>(std::uint32_t a, std::uint32_t b) {  \
+    std::uint32_t r;                                                                          \
+    asm(PTX ".rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                              \
+    return r;                                                                                 \
+  }                                                                                           \
+  template <>                                                                                 \
+  __device__ __forceinline__ std::uint32_t NAME<tg_bf16>(std::uint32_t a, std::uint32_t b) {  \
+    std::uint32_t r;                                                                          \
+    asm(PTX ".rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                             \
+    return r;                                                                                 \
+  }
+TG_X2_OP(hsub2, "sub")
+TG_X2_OP(hadd2, "add")
+TG_X2_OP(hmul2, "mul")
+#undef TG_X2_OP
+
 // (a & b) | c in one LOP3 (the compiler emitted two)
 __device__ __forceinline__ std::uint32_t and_or(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
   std::uint32_t r;
   asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
   return r;
-}
-
-template <typename T>
-__device__ __forceinline__ std::uint32_t hadd2(std::uint32_t a, std::uint32_t b);
-template <>
-__device__ __forceinline__ std::uint32_t hadd2<tg_half>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-template <>
-__device__ __forceinline__ std::uint32_t hadd2<tg_bf16>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-template <typename T>
-__device__ __forceinline__ std::uint32_t hmul2(std::uint32_t a, std::uint32_t b);
-template <>
-__device__ __forceinline__ std::uint32_t hmul2<tg_half>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-template <>
-__device__ __forceinline__ std::uint32_t hmul2<tg_bf16>(std::uint32_t a, std::uint32_t b) {
-  std::uint32_t r;
-  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-template <typename T>
-__device__ __forceinline__ std::uint32_t splat(T v) {
-  std::uint16_t h;
-  memcpy(&h, &v, 2);
-  return static_cast<std::uint32_t>(h) * 0x10001u;
 }
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
@@ -412,8 +385,6 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   Sm90Params prm{};
   prm.M = M;
   prm.N = N;
-  prm.K = K;
-  prm.group_size = group_size;
   prm.log2_group = group_size == 32 ? 5 : group_size == 64 ? 6 : group_size == 128 ? 7 : 0;
   prm.asym = z != nullptr;
   prm.stages_total = (chunks + Sh::kKC - 1) / Sh::kKC;

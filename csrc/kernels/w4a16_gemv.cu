@@ -83,12 +83,6 @@ __device__ __forceinline__ std::uint32_t sub2<tg_bf16>(std::uint32_t a, std::uin
 #endif
 }
 
-template <typename T>
-__device__ __forceinline__ std::uint32_t pack2(T v) {
-  std::uint16_t h;
-  memcpy(&h, &v, 2);
-  return static_cast<std::uint32_t>(h) * 0x10001u;
-}
 
 // Weights are read exactly once: stream them past L1 and mark them evict-first in L2.
 __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
@@ -186,8 +180,8 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
           st.sc[u][nt][gi][1] = ok ? Traits<T>::to_float(cx.scales[at + 8]) : 0.f;
         }
         if (ASYM) {
-          st.zm[u][nt][gi][0] = pack2(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at]) : 0.f)));
-          st.zm[u][nt][gi][1] = pack2(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at + 8]) : 0.f)));
+          st.zm[u][nt][gi][0] = splat(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at]) : 0.f)));
+          st.zm[u][nt][gi][1] = splat(Traits<T>::from_float(Traits<T>::kMagic + (ok ? Traits<T>::to_float(cx.zeros[at + 8]) : 0.f)));
         } else {
           st.zm[u][nt][gi][0] = st.zm[u][nt][gi][1] = cx.zsym;
         }
@@ -275,7 +269,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   cx.lane = lane;
   cx.g = g;
   // 1024 + 8 (fp16) or 128 + 8 (bf16): the symmetric format's implicit zero point.
-  cx.zsym = pack2(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
+  cx.zsym = splat(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
