@@ -156,11 +156,16 @@ def test_rotation_rule_values_and_flush_size():
 
 
 def test_gemv_impl_is_named():
-    assert [i.name for i in _C.GemvImpl] == ["auto", "mma", "simt"]
+    assert [i.name for i in _C.GemvImpl] == ["auto", "mma", "simt", "tma"]
     assert _C.GemvImpl.mma == 1 and _C.GemvImpl.simt == 2  # the old integers still mean the same
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 9)["impl"] is _C.GemvImpl.mma
     assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 7)["impl"].name == "simt"
-    bads = (("tensor", "unknown GEMV implementation 'tensor'"), (3, "impl must be"), (1.0, "impl must be"))
+    # the bulk-copy GEMV: Hopper, a weight in the sm90 layout, M <= 16, in builds with sm_90a code
+    sm90 = _C.w4a16_gemv_config(1, 4096, 4096, 132, 9, "tinygemm-w4-sm90")
+    assert sm90["impl"].name == ("tma" if _C.has_sm90 else "mma")
+    assert _C.w4a16_gemv_config(17, 4096, 4096, 132, 9, "tinygemm-w4-sm90")["impl"].name == "mma"
+    assert _C.w4a16_gemv_config(1, 4096, 4096, 132, 8, "tinygemm-w4-sm90")["impl"].name == "mma"
+    bads = (("tensor", "unknown GEMV implementation 'tensor'"), (4, "impl must be"), (1.0, "impl must be"))
     for bad, msg in bads:
         with pytest.raises(ValueError, match=msg):  # rejected before any device work
             _C.w4a16_gemv(0, 0, 0, 0, 0, 1, 32, 64, -1, "float16", 0, 0, 0, bad)
@@ -176,3 +181,6 @@ def test_gemv_heuristic_picks_compiled_configurations():
                 for sms in (20, 108, 132):
                     c = _C.w4a16_gemv_config(M, N, K, sms, 9)
                     assert (c["n_tiles"], c["warps"]) in configs, (M, N, K, sms, c)
+                    c = _C.w4a16_gemv_config(M, N, K, sms, 9, "tinygemm-w4-sm90")
+                    if c["impl"].name == "tma":
+                        assert (c["n_tiles"], c["warps"]) in set(_C.w4a16_gemv_tma_shapes()), (M, N, K, sms, c)

@@ -60,17 +60,94 @@ def test_every_gemm_sm90_configuration(block_m, split):
                       f"block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
 
 
+def gemv_sm90(x, qw, impl, **cfg):
+    """The GEMV from the sm90 layout with the implementation named ('mma': the register GEMV's
+    natural-k x loads; 'tma': the bulk-copy GEMV)."""
+    K, N = qw.shape
+    y = poisoned((x.shape[0], N), x.dtype)
+    _C.w4a16_gemv(x.data_ptr(), qw.qweight.data_ptr(), qw.scales.data_ptr(),
+                  qw.zeros.data_ptr() if qw.zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
+                  qw.group_size, dtype_name(x.dtype), stream_handle(), impl=impl, layout=qw.layout, **cfg)
+    return y
+
+
 @pytest.mark.parametrize("gs", GROUPS)
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemv_reads_the_sm90_layout(gs, symmetric, dtype):
-    """The decode path of a Hopper-layout weight: the GEMV's mma kernel with natural-k x loads."""
+    """The decode path of a Hopper-layout weight: the register GEMV's mma kernel with natural-k x loads."""
     for K, N in [(4096, 6144), (14336, 4096), (5504, 4096), (7168, 2112)]:
         qw = make(K, N, gs, symmetric, dtype)
         for M in (1, 3, 8, 9, 16, 33):
             x = torch.randn(M, K, device="cuda").to(dtype)
-            check(tinygemm.ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, gs, layout=qw.layout), x, qw,
-                  f"w4a16_gemv sm90 layout K={K} N={N} M={M}")
+            check(gemv_sm90(x, qw, "mma"), x, qw, f"w4a16_gemv mma sm90 layout K={K} N={N} M={M}")
+
+
+TMA_M = [1, 2, 3, 5, 8, 9, 15, 16]
+
+
+@pytest.mark.parametrize("K,N", kn_list())
+@pytest.mark.parametrize("gs", GROUPS)
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemv_tma_against_reference(K, N, gs, symmetric, dtype):
+    """The bulk-copy GEMV over the GEMV's shape and format matrix, every compiled shape, M 1-16."""
+    qw = make(K, N, gs, symmetric, dtype)
+    for M in TMA_M:
+        x = torch.randn(M, K, device="cuda").to(dtype)
+        for nt, w in _C.w4a16_gemv_tma_shapes():
+            check(gemv_sm90(x, qw, "tma", n_tiles=nt, warps=w), x, qw, f"tma nt={nt} w={w} M={M}")
+
+
+@pytest.mark.parametrize("K", [640, 1536, 11008])
+@pytest.mark.parametrize("N", [16, 2096, 4128])
+def test_gemv_tma_edges(K, N):
+    """Partial last stages (K = 640: 10 chunks; 11008: 172), an odd tile count (2096: 131 tiles, so
+    the last two-tile group has one), fewer tiles than SMs (16: one CTA) and grids where CTAs get
+    unequal tile ranges; every scale path."""
+    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
+                           (-1, False, torch.float16), (-1, True, torch.bfloat16)]:
+        if K % gs and gs > 0:
+            continue
+        qw = make(K, N, gs, sym, dtype)
+        for M in (1, 7, 12, 16):
+            x = torch.randn(M, K, device="cuda").to(dtype)
+            for nt, w in _C.w4a16_gemv_tma_shapes():
+                check(gemv_sm90(x, qw, "tma", n_tiles=nt, warps=w), x, qw, f"tma nt={nt} w={w} gs={gs} K={K} N={N} M={M}")
+
+
+def test_gemv_tma_rejects_what_it_cannot_run():
+    qw = make(1024, 512, 128, True, torch.float16)
+    x = torch.randn(17, 1024, device="cuda").half()
+    with pytest.raises(ValueError, match="M must be 1..16"):
+        gemv_sm90(x, qw, "tma")
+    with pytest.raises(ValueError, match=r"\(n_tiles, warps\)"):
+        gemv_sm90(x[:4], qw, "tma", n_tiles=4, warps=8)
+    v1 = formats.to_layout(qw, formats.LAYOUT)
+    with pytest.raises(ValueError, match="sm90 layout"):
+        gemv_sm90(x[:4], v1, "tma")
+
+
+def test_gemv_tma_under_graph_capture():
+    """Replays of a captured bulk-copy GEMV give the eager result bit for bit (the shared-memory
+    reduction's order of atomics may differ between runs: the check allows that, not more)."""
+    qw = make(4096, 6144, 128, True, torch.float16)
+    x = torch.randn(4, 4096, device="cuda").half()
+    eager = gemv_sm90(x, qw, "tma")
+    check(eager, x, qw, "eager")
+    y = torch.empty_like(eager)
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        g.capture_begin()
+        y.copy_(tinygemm.ops.w4a16_gemv(x, qw.qweight, qw.scales, None, 128, layout=qw.layout))
+        g.capture_end()
+    for _ in range(3):
+        y.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        check(y, x, qw, "graph replay")
+        assert (y.float() - eager.float()).abs().max().item() <= 1e-2 * eager.float().abs().max().item()
 
 
 def test_layout_roundtrip_and_public_api():
@@ -130,4 +207,6 @@ def test_auto_dispatch_and_its_description():
     c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
     assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
+    assert "impl=tma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
+    assert "impl=mma" in api.describe("gemv", 1, 4096, 4096, 128, dev, formats.LAYOUT)
     assert api.describe("triton", 64, 4096, 4096, 128, dev).startswith("w4a16_gemm (triton) ")

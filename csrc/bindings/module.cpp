@@ -25,14 +25,14 @@ tg::DType parse_dtype(const std::string& s) {
   throw std::invalid_argument("dtype must be 'float16', 'bfloat16' or 'float32'; got '" + s + "'");
 }
 
-// impl as a name ('auto', 'mma', 'simt'), a tinygemm._C.GemvImpl (an IntEnum), or its old integer
+// impl as a name ('auto', 'mma', 'simt', 'tma'), a tinygemm._C.GemvImpl (an IntEnum), or its integer
 tg::GemvImpl to_gemv_impl(const py::handle& v) {
   if (py::isinstance<py::str>(v)) return tg::parse_gemv_impl(v.cast<std::string>());
   if (py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v)) {
     const long long i = v.cast<long long>();
     if (i >= 0 && i < static_cast<long long>(std::size(tg::kGemvImplNames))) return static_cast<tg::GemvImpl>(i);
   }
-  throw std::invalid_argument("impl must be 'auto', 'mma' or 'simt' (or their old numbers 0, 1, 2); got " +
+  throw std::invalid_argument("impl must be 'auto', 'mma', 'simt' or 'tma' (or their numbers 0..3); got " +
                               py::repr(v).cast<std::string>());
 }
 
@@ -225,12 +225,13 @@ PYBIND11_MODULE(_C, m) {
       py::arg("gptq_qweight"), py::arg("qweight"), py::arg("N"), py::arg("K"), py::arg("stream"));
   m.def(
       "w4a16_gemv_config",
-      [gemv_impl](int M, int N, int K, int sm_count, int cc_major) {
-        const tg::GemvConfig c = tg::w4a16_gemv_config(M, N, K, sm_count, cc_major);
+      [gemv_impl](int M, int N, int K, int sm_count, int cc_major, const std::string& layout) {
+        const tg::GemvConfig c = tg::w4a16_gemv_config(M, N, K, sm_count, cc_major, tg::parse_layout(layout));
         return py::dict(py::arg("n_tiles") = c.n_tiles, py::arg("warps") = c.warps,
                         py::arg("impl") = gemv_impl(static_cast<int>(c.impl)));
       },
-      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("cc_major"));
+      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("cc_major"),
+      py::arg("layout") = tg::kLayoutNames[0]);
   m.def(
       "w4a16_gemv_configs",
       [] {
@@ -241,6 +242,14 @@ PYBIND11_MODULE(_C, m) {
         return out;
       },
       "every compiled (n_tiles, warps) of the GEMV's mma implementation, as dicts");
+  m.def(
+      "w4a16_gemv_tma_shapes",
+      [] {
+        py::list out;
+        for (const auto& sh : tg::kGemvTmaShapes) out.append(py::make_tuple(sh[0], sh[1]));
+        return out;
+      },
+      "every compiled (n_tiles, warps) of the GEMV's tma implementation (Hopper builds)");
   m.def("check_w4_dims", &tg::check_w4_dims, py::arg("N"), py::arg("K"), py::arg("group_size"),
         "the packed layouts' shape rules (ValueError naming the constraint and the values)");
   m.def(

@@ -21,6 +21,18 @@ __device__ __forceinline__ std::uint32_t splat(T v) {
   return static_cast<std::uint32_t>(h) * 0x10001u;
 }
 
+// (a & b) | c in one LOP3 (the compiler emits two for the C expression): the dequant's nibble
+// extraction with the magic number OR-ed in.
+__device__ __forceinline__ std::uint32_t and_or(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+#if defined(TINYGEMM_HIP)
+  return (a & b) | c;
+#else
+  std::uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+#endif
+}
+
 template <typename T>
 struct Traits;
 

@@ -28,19 +28,22 @@ namespace tg {
 // ~64 KB per SM, above the ~23 KB Little's law asks at 3 TB/s and ~1 us latency.
 constexpr int kGemvUnroll = 2;
 
-// The GEMV's two implementations of the same function (w4a16_gemv.cu): kMma, tensor-core
-// mma.m16n8k16 (NVIDIA sm_80+, reads either layout); kSimt, portable FMA code (any GPU, AMD's
-// wave64 included; the GEMV layout only). kAuto: the heuristic's pick for the device. The integer
-// values are the old `impl=0/1/2` of the Python binding, which still accepts them.
-enum class GemvImpl { kAuto = 0, kMma = 1, kSimt = 2 };
-constexpr const char* kGemvImplNames[] = {"auto", "mma", "simt"};
+// The GEMV's implementations of the same function: kMma, tensor-core mma.m16n8k16 with the weights
+// streamed through registers (w4a16_gemv.cu; NVIDIA sm_80+, reads either layout); kSimt, portable
+// FMA code (any GPU, AMD's wave64 included; the GEMV layout only); kTma, the same mma fed by bulk
+// copies into a shared-memory ring by a producer warp, one persistent CTA per SM
+// (w4a16_gemv_sm90.cu; Hopper sm_90a builds, the sm90 layout, M <= 16). kAuto: the heuristic's pick
+// for the device. The integer values are the old `impl=0/1/2` of the Python binding, which still
+// accepts them.
+enum class GemvImpl { kAuto = 0, kMma = 1, kSimt = 2, kTma = 3 };
+constexpr const char* kGemvImplNames[] = {"auto", "mma", "simt", "tma"};
 GemvImpl parse_gemv_impl(const std::string& name);  // std::invalid_argument naming the known ones
 const char* to_string(GemvImpl impl);
 
 // One launch configuration of the GEMV; a 0 / kAuto field is the heuristic's (w4a16_gemv_config).
 struct GemvConfig {
-  int n_tiles = 0;                  // 16-wide output tiles per block: one of kGemvNTiles
-  int warps = 0;                    // warps per block, splitting K between them: one of kGemvWarps
+  int n_tiles = 0;                  // 16-wide output tiles per block: one of kGemvNTiles (kTma: of kGemvTmaShapes)
+  int warps = 0;                    // warps per block, splitting K between them: one of kGemvWarps (kTma: consumer warps)
   GemvImpl impl = GemvImpl::kAuto;  // which implementation runs (the fields above are the mma one's)
 };
 // The compiled (n_tiles, warps) of the mma implementation: every pair, except 16 warps only with
@@ -48,6 +51,10 @@ struct GemvConfig {
 constexpr int kGemvNTiles[] = {1, 2, 4};
 constexpr int kGemvWarps[] = {4, 8, 16};
 bool gemv_config_valid(int n_tiles, int warps);
+// The compiled (n_tiles, consumer warps) of the kTma implementation: one tile with 16 warps (two
+// chunks each per stage), two tiles with 8 (one chunk each, x shared by the two tiles).
+constexpr int kGemvTmaShapes[][2] = {{1, 16}, {2, 8}};
+bool gemv_tma_config_valid(int n_tiles, int warps);
 // std::invalid_argument naming the field and its allowed values unless gemv_config_valid.
 void check_gemv_config(const GemvConfig& c);
 
@@ -62,6 +69,11 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
                 int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
                 GemvConfig cfg = {}, W4Layout layout = W4Layout::kV1);
 
+// The kTma implementation (w4a16_gemv_sm90.cu; a stub that says why in builds without sm_90a code):
+// the sm90 layout, 1 <= M <= 16, a Hopper GPU. w4a16_gemv calls it for impl kTma.
+void w4a16_gemv_tma(const void* x, const void* qweight, const void* scales, const void* zeros, void* y, int M,
+                    int N, int K, int group_size, DType dtype, std::uintptr_t stream, const GemvConfig& cfg);
+
 // W[K, N] (row-major, `dtype`) from the packed weights.
 void w4_dequant(const void* qweight, const void* scales, const void* zeros, void* w, int N, int K,
                 int group_size, DType dtype, std::uintptr_t stream);
@@ -69,8 +81,8 @@ void w4_dequant(const void* qweight, const void* scales, const void* zeros, void
 // GPTQ qweight (int32 [K/8, N], k's nibble at bits 4 (k % 8) of row k / 8) to the packed layout above.
 void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::uintptr_t stream);
 
-// The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs).
-GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major);
+// The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs) for a weight in `layout`.
+GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4Layout layout = W4Layout::kV1);
 
 struct GemmSm90Config {
   int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64 or 128 (0 = heuristic)

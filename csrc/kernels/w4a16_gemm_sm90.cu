@@ -26,6 +26,7 @@
 
 #include "tinygemm/gpu.h"
 #include "tinygemm/status.h"
+#include "sm90_common.cuh"
 #include "w4_common.cuh"
 #include "w4a16.h"
 #include "wgmma_rs.cuh"
@@ -66,44 +67,6 @@ struct Sm90Params {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void mbar_init(std::uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(std::uint64_t* bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, int parity) {
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-
-__device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
-          smem_addr(dst)),
-      "l"(map), "r"(c0), "r"(c1), "r"(smem_addr(bar))
-      : "memory");
-}
-__device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0, int c1, int c2, std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];" ::"r"(
-          smem_addr(dst)),
-      "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
-      : "memory");
-}
-
 // wgmma's shared-memory descriptor for a K-major [rows][64 halves] tile in the 128-byte swizzle:
 // 8-row core groups 1024 bytes apart (SBO), layout type 1 (128B swizzle) in bits 62-63.
 __device__ __forceinline__ std::uint64_t desc_sw128(const void* p) {
@@ -155,12 +118,6 @@ TG_X2_OP(hadd2, "add")
 TG_X2_OP(hmul2, "mul")
 #undef TG_X2_OP
 
-// (a & b) | c in one LOP3 (the compiler emitted two)
-__device__ __forceinline__ std::uint32_t and_or(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
-  std::uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-  return r;
-}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 template <typename T, int BM, int WG>
@@ -332,29 +289,6 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
 }
 
 // --- host ------------------------------------------------------------------------------------------
-
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    TG_GPU_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
-    TG_CHECK_ARG(q == cudaDriverEntryPointSuccess && f, "w4a16_gemm_sm90: the driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
-CUtensorMap make_map(CUtensorMapDataType type, const void* base, int rank, const cuuint64_t* dims,
-                     const cuuint64_t* strides_bytes, const cuuint32_t* box, CUtensorMapSwizzle swizzle,
-                     const char* what) {
-  CUtensorMap m;
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode_fn()(&m, type, rank, const_cast<void*>(base), dims, strides_bytes, box, elem_strides,
-                                 CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  TG_CHECK_ARG(r == CUDA_SUCCESS, "w4a16_gemm_sm90: cuTensorMapEncodeTiled failed for ", what, " (CUresult ", int(r), ")");
-  return m;
-}
 
 template <typename T, int BM, int WG>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,

@@ -1,6 +1,7 @@
 // Host-side rules of the INT4 kernels (shape checks, launch heuristic): plain C++, compiled in every
 // build so CPU tests cover them and CPU-only installs report the same errors.
 #include <algorithm>
+#include <iterator>
 
 #include "tinygemm/status.h"
 #include "w4a16.h"
@@ -24,16 +25,19 @@ void check_w4_shape(int N, int K, int group_size, DType dtype) {
   check_w4_dims(N, K, group_size);
 }
 
+constexpr int kGemvImpls = static_cast<int>(std::size(kGemvImplNames));
+
 GemvImpl parse_gemv_impl(const std::string& name) {
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < kGemvImpls; ++i)
     if (name == kGemvImplNames[i]) return static_cast<GemvImpl>(i);
-  TG_CHECK_ARG(false, "unknown GEMV implementation '", name, "'; the implementations are 'auto', 'mma' and 'simt'");
+  TG_CHECK_ARG(false, "unknown GEMV implementation '", name,
+               "'; the implementations are 'auto', 'mma', 'simt' and 'tma'");
   return GemvImpl::kAuto;
 }
 
 const char* to_string(GemvImpl impl) {
   const int i = static_cast<int>(impl);
-  return i >= 0 && i < 3 ? kGemvImplNames[i] : "invalid";
+  return i >= 0 && i < kGemvImpls ? kGemvImplNames[i] : "invalid";
 }
 
 bool gemv_config_valid(int n_tiles, int warps) {
@@ -43,7 +47,18 @@ bool gemv_config_valid(int n_tiles, int warps) {
   return nt && w && (warps != 16 || n_tiles == 1);
 }
 
+bool gemv_tma_config_valid(int n_tiles, int warps) {
+  for (const auto& sh : kGemvTmaShapes)
+    if (sh[0] == n_tiles && sh[1] == warps) return true;
+  return false;
+}
+
 void check_gemv_config(const GemvConfig& c) {
+  if (c.impl == GemvImpl::kTma) {
+    TG_CHECK_ARG(gemv_tma_config_valid(c.n_tiles, c.warps),
+                 "w4a16_gemv (tma): (n_tiles, warps) must be (1, 16) or (2, 8); got (", c.n_tiles, ", ", c.warps, ")");
+    return;
+  }
   TG_CHECK_ARG(c.n_tiles == 1 || c.n_tiles == 2 || c.n_tiles == 4, "w4a16_gemv: n_tiles must be 1, 2 or 4; got ",
                c.n_tiles);
   TG_CHECK_ARG(gemv_config_valid(c.n_tiles, c.warps),
@@ -58,8 +73,26 @@ W4Layout parse_layout(const std::string& name) {
   return W4Layout::kV1;
 }
 
-GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major) {
+// The kTma implementation's shape: two tiles per stage (x read once for both) once M makes x a
+// large share of a stage's bytes and N gives every SM several tile pairs; one tile otherwise.
+static void tma_shape(GemvConfig& c, int M, int N, int sm_count) {
+  const bool two = M > 4 && N / 16 >= 4 * sm_count;
+  c.n_tiles = two ? 2 : 1;
+  c.warps = two ? 8 : 16;
+}
+
+GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4Layout layout) {
   GemvConfig c;
+#if defined(TINYGEMM_HAVE_SM90)
+  // Hopper, a weight in the sm90 layout, decode sizes: the bulk-copy GEMV (w4a16_gemv_sm90.cu)
+  if (cc_major == 9 && layout == W4Layout::kSm90 && M <= 16) {
+    c.impl = GemvImpl::kTma;
+    tma_shape(c, M, N, sm_count);
+    return c;
+  }
+#else
+  (void)layout;
+#endif
 #if defined(TINYGEMM_HIP)
   c.impl = GemvImpl::kSimt;
   (void)cc_major;

@@ -70,7 +70,7 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
         backend = choose_backend(M, device, layout)
     props = torch.cuda.get_device_properties(device)
     if backend == "gemv":
-        c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major)
+        c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major, layout)
         return f"w4a16_gemv n_tiles={c['n_tiles']} warps={c['warps']} impl={c['impl'].name}"
     if backend == "gemm_sm90":
         c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)

@@ -1,0 +1,172 @@
+// The GEMV family's tensor-core core, shared by its kernels (w4a16_gemv.cu: register-pipelined,
+// any sm_80+; w4a16_gemv_sm90.cu: fed by bulk copies into a shared-memory ring, Hopper): the mma,
+// the exact (q - z) dequant, and the compute of one stage of chunks held in registers.
+#pragma once
+
+#include <cstring>
+
+#include "tinygemm/gpu.h"
+#include "w4_common.cuh"
+#include "w4a16.h"
+
+namespace tg {
+namespace {
+
+#if !defined(TINYGEMM_HIP)
+// mma.m16n8k16, fp32 accumulate. A: 4 x b32 (8 halves), B: 2 x b32, C/D: 4 floats.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float* c, const std::uint32_t* a, std::uint32_t b0, std::uint32_t b1);
+
+template <>
+__device__ __forceinline__ void mma_16816<tg_half>(float* c, const std::uint32_t* a, std::uint32_t b0,
+                                                   std::uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+template <>
+__device__ __forceinline__ void mma_16816<tg_bf16>(float* c, const std::uint32_t* a, std::uint32_t b0,
+                                                   std::uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// (1024 + q) - (1024 + z) per 16-bit half, exact: values in [-15, 15].
+template <typename T>
+__device__ __forceinline__ std::uint32_t sub2(std::uint32_t a, std::uint32_t b);
+template <>
+__device__ __forceinline__ std::uint32_t sub2<tg_half>(std::uint32_t a, std::uint32_t b) {
+  __half2 x, y;
+  memcpy(&x, &a, 4);
+  memcpy(&y, &b, 4);
+  x = __hsub2(x, y);
+  std::uint32_t r;
+  memcpy(&r, &x, 4);
+  return r;
+}
+template <>
+__device__ __forceinline__ std::uint32_t sub2<tg_bf16>(std::uint32_t a, std::uint32_t b) {
+#if __CUDA_ARCH__ >= 800
+  __nv_bfloat162 x, y;
+  memcpy(&x, &a, 4);
+  memcpy(&y, &b, 4);
+  x = __hsub2(x, y);
+  std::uint32_t r;
+  memcpy(&r, &x, 4);
+  return r;
+#else
+  return a;
+#endif
+}
+
+// A quad's 4 x 4 pairs transposed (x in natural k order -> the GEMV layout's mma order), 4 shuffles.
+__device__ __forceinline__ uint4 quad_transpose(uint4 v, int t) {
+  // exchange 2 x 2 blocks with the lane 2 away, then single pairs with the lane 1 away
+  const bool hi = t & 2;
+  std::uint32_t a = __shfl_xor_sync(0xffffffffu, hi ? v.x : v.z, 2);
+  std::uint32_t b = __shfl_xor_sync(0xffffffffu, hi ? v.y : v.w, 2);
+  if (hi) {
+    v.x = a;
+    v.y = b;
+  } else {
+    v.z = a;
+    v.w = b;
+  }
+  const bool odd = t & 1;
+  a = __shfl_xor_sync(0xffffffffu, odd ? v.x : v.y, 1);
+  b = __shfl_xor_sync(0xffffffffu, odd ? v.z : v.w, 1);
+  if (odd) {
+    v.x = a;
+    v.z = b;
+  } else {
+    v.y = a;
+    v.w = b;
+  }
+  return v;
+}
+
+// One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
+// NT >= 2 already has NT 16-byte loads per lane per chunk, so one chunk per stage keeps the same
+// bytes in flight (64 per lane) at lower register cost.
+template <typename T, int GS, bool ASYM, int NT, int MT>
+struct GemvStage {
+  static constexpr int kChunks = NT >= 2 ? 1 : kGemvUnroll;
+  static constexpr int NG = GS == 32 ? 2 : 1;  // scale groups per 64-deep chunk
+  int4 wq[kChunks][NT];
+  uint4 xv[kChunks][MT][2];  // [.., j / 2]: x,y feed mma j = 2h, z,w feed mma 2h + 1
+  float sc[kChunks][NT][NG][2];
+  std::uint32_t zm[kChunks][NT][NG][2];
+};
+
+template <typename T, int GS, bool ASYM, int NT, int MT>
+__device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4],
+                                              bool knat, int t) {
+  using S = GemvStage<T, GS, ASYM, NT, MT>;
+  constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
+#pragma unroll
+  for (int u = 0; u < S::kChunks; ++u) {
+    // x in mma order: transposed here (in place), where the loads have landed, not where they were issued
+    if (knat && MT == 2) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) st.xv[u][mt][h] = quad_transpose(st.xv[u][mt][h], t);
+    }
+    float part[NT][MT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int gi = S::NG == 2 ? j / 2 : 0;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int4 w4 = st.wq[u][nt];
+        const std::uint32_t word = static_cast<std::uint32_t>(j == 0 ? w4.x : j == 1 ? w4.y : j == 2 ? w4.z : w4.w);
+        std::uint32_t a[4];
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          const std::uint32_t v = and_or(word >> (4 * p), 0x000F000Fu, Traits<T>::kMagic2);
+          a[p] = sub2<T>(v, st.zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          const uint4& xb = st.xv[u][mt][j >> 1];
+          mma_16816<T>(part[nt][mt], a, (j & 1) ? xb.z : xb.x, (j & 1) ? xb.w : xb.y);
+        }
+      }
+      if ((j + 1) % kGroupMmas == 0) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            const float s0 = GS > 0 ? st.sc[u][nt][gi][0] : 1.f, s1 = GS > 0 ? st.sc[u][nt][gi][1] : 1.f;
+            acc[nt][mt][0] += s0 * part[nt][mt][0];
+            acc[nt][mt][1] += s0 * part[nt][mt][1];
+            acc[nt][mt][2] += s1 * part[nt][mt][2];
+            acc[nt][mt][3] += s1 * part[nt][mt][3];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+          }
+      }
+    }
+  }
+}
+
+#endif  // !TINYGEMM_HIP
+
+}  // namespace
+}  // namespace tg
