@@ -207,6 +207,6 @@ def test_auto_dispatch_and_its_description():
     c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
     assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
-    assert "impl=tma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
+    assert "impl=mma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     assert "impl=mma" in api.describe("gemv", 1, 4096, 4096, 128, dev, formats.LAYOUT)
     assert api.describe("triton", 64, 4096, 4096, 128, dev).startswith("w4a16_gemm (triton) ")

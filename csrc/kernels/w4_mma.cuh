@@ -69,30 +69,17 @@ __device__ __forceinline__ std::uint32_t sub2<tg_bf16>(std::uint32_t a, std::uin
 #endif
 }
 
-// A quad's 4 x 4 pairs transposed (x in natural k order -> the GEMV layout's mma order), 4 shuffles.
-__device__ __forceinline__ uint4 quad_transpose(uint4 v, int t) {
-  // exchange 2 x 2 blocks with the lane 2 away, then single pairs with the lane 1 away
-  const bool hi = t & 2;
-  std::uint32_t a = __shfl_xor_sync(0xffffffffu, hi ? v.x : v.z, 2);
-  std::uint32_t b = __shfl_xor_sync(0xffffffffu, hi ? v.y : v.w, 2);
-  if (hi) {
-    v.x = a;
-    v.y = b;
-  } else {
-    v.z = a;
-    v.w = b;
-  }
-  const bool odd = t & 1;
-  a = __shfl_xor_sync(0xffffffffu, odd ? v.x : v.y, 1);
-  b = __shfl_xor_sync(0xffffffffu, odd ? v.z : v.w, 1);
-  if (odd) {
-    v.x = a;
-    v.z = b;
-  } else {
-    v.y = a;
-    v.w = b;
-  }
-  return v;
+// ldmatrix .x4: four 8 x 8 b16 matrices, lane l giving the address of row l % 8 of matrix l / 8;
+// each lane gets (row g, columns 2t, 2t + 1) of each, the mma A / B fragment order.
+__device__ __forceinline__ uint4 ldmatrix_x4(const void* p) {
+  uint4 r = make_uint4(0, 0, 0, 0);
+#if __CUDA_ARCH__ >= 800
+  const std::uint32_t a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "r"(a));
+#endif
+  return r;
 }
 
 // One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
@@ -109,19 +96,11 @@ struct GemvStage {
 };
 
 template <typename T, int GS, bool ASYM, int NT, int MT>
-__device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4],
-                                              bool knat, int t) {
+__device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4]) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
   constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
-    // x in mma order: transposed here (in place), where the loads have landed, not where they were issued
-    if (knat && MT == 2) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) st.xv[u][mt][h] = quad_transpose(st.xv[u][mt][h], t);
-    }
     float part[NT][MT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)

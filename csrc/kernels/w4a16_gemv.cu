@@ -34,19 +34,38 @@ __device__ __forceinline__ int4 load_stream(const int4* p) { return __ldcs(p); }
 // A lane's x values for mmas 2h and 2h + 1, as (b0, b1) of the first and (b0, b1) of the second, are
 // 8 consecutive values (pairs 4t .. 4t + 3 of the 32-value block) in the GEMV layout: one 16-byte
 // load. In the sm90 layout's natural k order they are pairs t, t + 4, t + 8, t + 12. Measured on an
-// H200 (bench/results/h200/README.md): with one m8 tile (M <= 8) four 4-byte loads (load_pairs) cost
-// ~3 %, where a quad transpose cost ~15 %; with two m8 tiles the 4-byte loads made M = 16 40-75 %
-// slower, so there the 4 lanes of a quad load 16 bytes as in the GEMV layout and transpose the
-// quad's 4 x 4 pairs with 4 shuffles (quad_transpose; all lanes call it).
-__device__ __forceinline__ uint4 load_pairs(const void* p) {
-  const std::uint32_t* w = static_cast<const std::uint32_t*>(p);
-  return make_uint4(w[0], w[4], w[8], w[12]);
+// H200 (bench/results/h200/README.md): four 4-byte loads per lane made M = 8 37 % slower than the
+// GEMV layout (each touches 8 rows' cache lines for 16 bytes of each: L1-bound), a quad transpose
+// with shuffles ~15 % at every M. So the sm90 layout's x goes through shared memory: every lane
+// copies 16 contiguous bytes of one row (cp.async, in flight with the stage's weights), and
+// ldmatrix hands each lane its pairs, which for natural k order is exactly the mma B fragment.
+// Per warp and stage: [kChunks][MT][2 halves of 32 k][8 rows][64 bytes], the 16-byte segments of
+// row r XOR-swizzled by (r / 2) % 4 so that ldmatrix's 8 row reads hit distinct banks.
+__device__ __forceinline__ int xs_seg(int r, int s) { return r * 64 + ((s ^ ((r >> 1) & 3)) * 16); }
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool fill) {
+  const std::uint32_t d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(fill ? 16 : 0) : "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
 }
 
 template <typename T, int GS, bool ASYM, int NT, int MT>
 struct GemvCtx {
   const T* xrow[MT];
-  bool knat;  // weights in the sm90 layout (natural k): x pairs transposed within each quad
+  bool knat;  // weights in the sm90 layout (natural k): x staged through shared memory
+  unsigned char* xs;  // knat: this warp's x staging, two stages
   bool xok[MT], tok[NT];
   const int4* qw;
   const T *scales, *zeros;
@@ -54,9 +73,13 @@ struct GemvCtx {
   std::uint32_t zsym;
 };
 
+// Bytes of one warp's x staging for one stage (knat).
+template <int KCH, int MT>
+constexpr int kXsStage = KCH * MT * 2 * 512;
+
 template <typename T, int GS, bool ASYM, int NT, int MT>
 __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, const GemvCtx<T, GS, ASYM, NT, MT>& cx,
-                                           int c0, int stride) {
+                                           int c0, int stride, int buf) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
@@ -70,10 +93,18 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
-        st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0)
-                          : cx.knat && MT == 1 ? load_pairs(cx.xrow[mt] + c * 64 + 32 * h)
-                                               : *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h);
+      for (int h = 0; h < 2; ++h) {
+        if (cx.knat) {
+          // lane (row r = g, segment s = t): 16 bytes of row r; a chunk past K copies zeros (its
+          // weights are zero too, and 0 * garbage could be NaN); rows past M copy nothing (they
+          // only feed output columns that are never written)
+          unsigned char* d = cx.xs + buf * kXsStage<S::kChunks, MT> + ((u * MT + mt) * 2 + h) * 512;
+          if (cx.xok[mt]) cp_async16(d + xs_seg(cx.g, cx.lane & 3), cx.xrow[mt] + (cok ? c * 64 + 32 * h : 0), cok);
+        } else {
+          st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0)
+                                                  : *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h);
+        }
+      }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -93,6 +124,26 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
         }
       }
   }
+  if (cx.knat) cp_async_commit();
+}
+
+// knat: the stage's x from its staging into the registers compute_stage reads (the stage issued
+// after it may still be in flight: wait_group 1).
+template <typename T, int GS, bool ASYM, int NT, int MT>
+__device__ __forceinline__ void fetch_x(GemvStage<T, GS, ASYM, NT, MT>& st, const GemvCtx<T, GS, ASYM, NT, MT>& cx,
+                                        int buf) {
+  using S = GemvStage<T, GS, ASYM, NT, MT>;
+  cp_async_wait<1>();
+  __syncwarp();
+  // ldmatrix: lane l gives row l % 8 of matrix l / 8, the 8-deep k segment l / 8 of the 32
+  const int off = xs_seg(cx.lane & 7, cx.lane >> 3);
+#pragma unroll
+  for (int u = 0; u < S::kChunks; ++u)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        st.xv[u][mt][h] = ldmatrix_x4(cx.xs + buf * kXsStage<S::kChunks, MT> + ((u * MT + mt) * 2 + h) * 512 + off);
 }
 
 // 512 threads only for one tile per block (its ~54 registers fit 2 such blocks per SM).
@@ -101,7 +152,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
                                                              const T* __restrict__ scales,
                                                              const T* __restrict__ zeros, T* __restrict__ y,
                                                              int M, int N, int K) {
-  extern __shared__ float red[];  // [warps][NT * 16][MT * 8]
+  extern __shared__ float red[];  // [warps][NT * 16][MT * 8], then (knat) [warps][2 stages] x staging
   using Stage = GemvStage<T, GS, ASYM, NT, MT>;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -122,8 +173,9 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   for (int mt = 0; mt < MT; ++mt) {
     const int m = m0 + mt * 8 + g;
     cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + (KNAT && MT == 1 ? 2 : 8) * t;
+    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
   }
+  cx.xs = reinterpret_cast<unsigned char*>(red + warps * NT * 16 * MT * 8) + warp * 2 * kXsStage<Stage::kChunks, MT>;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
 
@@ -140,14 +192,17 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   // Warp w takes chunks w, w + warps, w + 2 * warps, ...; a stage holds kChunks of them.
   const int step = Stage::kChunks * warps;
   Stage sa, sb;
-  load_stage(sa, cx, warp, warps);
+  load_stage(sa, cx, warp, warps, 0);
   for (int c0 = warp; c0 < cx.chunks; c0 += 2 * step) {
-    load_stage(sb, cx, c0 + step, warps);
-    compute_stage(sa, acc, cx.knat, t);
+    load_stage(sb, cx, c0 + step, warps, 1);
+    if (KNAT) fetch_x(sa, cx, 0);
+    compute_stage(sa, acc);
     if (c0 + step >= cx.chunks) break;
-    load_stage(sa, cx, c0 + 2 * step, warps);
-    compute_stage(sb, acc, cx.knat, t);
+    load_stage(sa, cx, c0 + 2 * step, warps, 0);
+    if (KNAT) fetch_x(sb, cx, 1);
+    compute_stage(sb, acc);
   }
+  if (KNAT) cp_async_wait<0>();  // nothing may land in shared memory after the warp moves on
 
   // reduce the warps' K-slices through shared memory, then write y coalesced along n
   const int tile0 = cx.tile0;
@@ -226,7 +281,8 @@ void launch_mma(const void* x, const void* qw, const void* s, const void* z, voi
     TG_CHECK_ARG(false, "w4a16_gemv: n_tiles 4 is not compiled for the sm90 layout (1 or 2)");
   } else {
     const dim3 grid((N / 16 + NT - 1) / NT, (M + 15) / 16);
-    const std::size_t smem = sizeof(float) * warps * NT * 16 * MT * 8;
+    const std::size_t smem = sizeof(float) * warps * NT * 16 * MT * 8 +
+                             (KNAT ? warps * 2 * kXsStage<GemvStage<T, GS, ASYM, NT, MT>::kChunks, MT> : 0);
     auto kernel = w4a16_gemv_mma_kernel<T, GS, ASYM, NT, MT, KNAT>;
     if (smem > 48 * 1024)
       TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));

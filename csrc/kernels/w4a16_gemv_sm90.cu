@@ -65,13 +65,6 @@ struct TmaGemvParams {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint4 ldmatrix_x4(const void* p) {
-  uint4 r;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"(smem_addr(p)));
-  return r;
-}
 __device__ __forceinline__ void consumer_barrier(int threads) {
   asm volatile("bar.sync 1, %0;" ::"r"(threads) : "memory");
 }
@@ -205,7 +198,7 @@ __global__ void __launch_bounds__(CW * 32 + 32, 1)
       // everything of the stage is in registers: hand the slot back before computing
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[s]);
-      compute_stage(st, acc, false, t);
+      compute_stage(st, acc);
       if (++s == stages) {
         s = 0;
         phase ^= 1;
