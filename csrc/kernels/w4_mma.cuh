@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <type_traits>
 
 #include "tinygemm/gpu.h"
 #include "w4_common.cuh"
@@ -82,6 +83,35 @@ __device__ __forceinline__ uint4 ldmatrix_x4(const void* p) {
   return r;
 }
 
+// The 8 nibbles of a packed word as the mma A fragment's 4 registers, (q - z) exactly in T:
+// a[p] holds nibbles p (low half) and p + 4 (high half); p even is row g (zero point + 1024 in zg),
+// p odd row g + 8 (zg8). Generic: ((w >> 4p) & 0x000F000F) | magic, minus (magic + z): 3 shifts per
+// word. fp16 (10 mantissa bits) also takes the odd nibbles in place, as 1024 + 16 q, and scales them
+// back with one fma, (1024 + 16 q) / 16 - (64 + z) = q - z, all exact: 1 shift per word, 2 fewer
+// instructions per word in a kernel that is instruction-bound (bench/results/h200/README.md). bf16's
+// 7 mantissa bits cannot hold 16 q under the magic number, so it keeps the generic form.
+__device__ __forceinline__ std::uint32_t fma2_f16(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  std::uint32_t r;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+template <typename T>
+__device__ __forceinline__ void dequant_word(std::uint32_t w, std::uint32_t zg, std::uint32_t zg8, std::uint32_t (&a)[4]) {
+  if constexpr (std::is_same<T, tg_half>::value) {
+    constexpr std::uint32_t kSixteenth = 0x2C002C00u, kMinusOne = 0xBC00BC00u, k960 = 0x63806380u;
+    const std::uint32_t zn = fma2_f16(zg8, kMinusOne, k960);  // -(1024 + z) + 960 = -(64 + z)
+    const std::uint32_t w8 = w >> 8;
+    a[0] = sub2<T>(and_or(w, 0x000F000Fu, Traits<T>::kMagic2), zg);
+    a[1] = fma2_f16(and_or(w, 0x00F000F0u, Traits<T>::kMagic2), kSixteenth, zn);
+    a[2] = sub2<T>(and_or(w8, 0x000F000Fu, Traits<T>::kMagic2), zg);
+    a[3] = fma2_f16(and_or(w8, 0x00F000F0u, Traits<T>::kMagic2), kSixteenth, zn);
+  } else {
+#pragma unroll
+    for (int p = 0; p < 4; ++p) a[p] = sub2<T>(and_or(w >> (4 * p), 0x000F000Fu, Traits<T>::kMagic2), p & 1 ? zg8 : zg);
+  }
+}
+
 // One pipeline stage: the loads for kStage chunks x NT tiles of one warp, held in registers.
 // NT >= 2 already has NT 16-byte loads per lane per chunk, so one chunk per stage keeps the same
 // bytes in flight (64 per lane) at lower register cost.
@@ -116,11 +146,7 @@ __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st
         const int4 w4 = st.wq[u][nt];
         const std::uint32_t word = static_cast<std::uint32_t>(j == 0 ? w4.x : j == 1 ? w4.y : j == 2 ? w4.z : w4.w);
         std::uint32_t a[4];
-#pragma unroll
-        for (int p = 0; p < 4; ++p) {
-          const std::uint32_t v = and_or(word >> (4 * p), 0x000F000Fu, Traits<T>::kMagic2);
-          a[p] = sub2<T>(v, st.zm[u][nt][gi][p & 1]);  // p even: row n = g; p odd: row n = g + 8
-        }
+        dequant_word<T>(word, st.zm[u][nt][gi][0], st.zm[u][nt][gi][1], a);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           const uint4& xb = st.xv[u][mt][j >> 1];
