@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HIP_PLATFORM=amd
 srcs=(csrc/harness/timer.cu csrc/harness/device_ops.cu csrc/kernels/w4a16_gemv.cu csrc/kernels/w4_dequant.cu
-      csrc/kernels/w4_repack.cu csrc/microbench/bandwidth.cu)
+      csrc/kernels/gptq_to_layout.cu csrc/microbench/bandwidth.cu)
 for f in "${srcs[@]}"; do
   echo "hipcc gfx90a: $f"
   hipcc -x hip --offload-arch=gfx90a -std=c++17 -O2 -Werror=return-type -Icsrc/include -Icsrc -c "$f" -o /dev/null

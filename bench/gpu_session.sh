@@ -81,7 +81,7 @@ for s in $stages; do
       for mt in "Llama-3-8B 1" "Llama-3-70B 4"; do
         set -- $mt
         python3 -m tinygemm.bench --model "$1" --tp "$2" --batches 1,4,16,32,64,128,256,512 \
-          --backends tinygemm_cuda,tinygemm_triton,marlin_uint4b8,machete_uint4b8,torch_int4pack,torch_matmul \
+          --backends tinygemm_gemv,tinygemm_triton,marlin_uint4b8,machete_uint4b8,torch_int4pack,torch_matmul \
           --prepare-cost --out "$OUT/int4_peers" --resume --quiet 2>&1 | tail -3
       done
       python3 -m tinygemm.analyze sums "$OUT/int4_peers/results.csv" -o "$OUT/int4_peers/sums.md" --force | tail -60 ;;
@@ -121,7 +121,7 @@ print(' '.join(e['machete_supported_schedules'][:int(sys.argv[2])]))" "$d/heuris
     seed003)
       log "seed 003: decode INT4 study (speedup vs N, dequant breakdown, % of peak from ncu)"
       python3 -m tinygemm.bench --kn 4096,1024 --kn 4096,4096 --kn 4096,14336 --kn 4096,28672 --batches 1,2,4,8 \
-        --backends torch_matmul,dequant_matmul,tinygemm_cuda,tinygemm_triton --out "$OUT/seed003" --force --quiet 2>&1 | tail -3
+        --backends torch_matmul,dequant_matmul,tinygemm_gemv,tinygemm_triton --out "$OUT/seed003" --force --quiet 2>&1 | tail -3
       python3 -m tinygemm.plot "$OUT/seed003/results.csv" --out "$OUT/seed003/plots" >/dev/null
       python3 bench/seed003_ncu.py --out "$OUT/seed003" 2>&1 | tail -20 ;;
     pytest:*)  # pytest:a,b,c runs the tests whose names match a or b or c

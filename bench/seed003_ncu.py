@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-OPS = ["torch_matmul", "dequant_matmul", "tinygemm_cuda", "tinygemm_triton"]
+OPS = ["torch_matmul", "dequant_matmul", "tinygemm_gemv", "tinygemm_triton"]
 K = 4096
 NS = [1024, 4096, 14336, 28672]   # Llama-3-8B: KV projection (1024), hidden, FFN, fused gate+up
 MS = [1, 2, 4, 8]
@@ -40,7 +40,7 @@ def worker(plan_path: str, count: bool) -> None:
             fns = {
                 "torch_matmul": lambda x=x, wh=wh: x @ wh,
                 "dequant_matmul": lambda x=x, qw=qw: x @ ops.w4_dequant(qw.qweight, qw.scales, qw.zeros, 128),
-                "tinygemm_cuda": lambda x=x, qw=qw: ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, 128),
+                "tinygemm_gemv": lambda x=x, qw=qw: ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, 128),
                 "tinygemm_triton": lambda x=x, qw=qw: ops.w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, 128),
             }
             for op in OPS:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import shutil
 import sys
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 MODELS = [("Llama-3-8B", 1), ("Llama-3-70B", 4)]
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 OURS = "tinygemm_auto"
-TINYGEMM = ["tinygemm_cuda", "tinygemm_triton", "tinygemm_gemm_sm90", OURS]
+TINYGEMM = ["tinygemm_gemv", "tinygemm_triton", "tinygemm_gemm_sm90", OURS]
 
 
 def peer_names(asym: bool) -> dict[str, str]:
@@ -108,11 +107,9 @@ def load(out: str) -> Results:
     for path in (csv_path, json_path):
         if not os.path.exists(path):
             raise ValueError(f"{path} does not exist (run without --summarize-only first)")
-    with open(csv_path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("op") != "prepare"]
-    with open(json_path) as f:
-        meta = json.load(f)
-    return from_rows(rows, meta)
+    from tinygemm.results import read_meta, read_rows  # today's backend names, in old runs too
+
+    return from_rows([r for r in read_rows(csv_path) if r.get("op") != "prepare"], read_meta(json_path))
 
 
 def from_rows(rows: list[dict], meta: dict) -> Results:

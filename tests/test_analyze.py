@@ -126,7 +126,7 @@ def test_plots_and_report_render(tmp_path):
     d = tmp_path / "run"
     d.mkdir()
     pts = []
-    for b, scale in [("torch_matmul", 1.0), ("dequant_matmul", 1.3), ("tinygemm_cuda", 0.4)]:
+    for b, scale in [("torch_matmul", 1.0), ("dequant_matmul", 1.3), ("tinygemm_gemv", 0.4)]:
         pts += [(b, M, scale * (10 + M / 8), 0.1 + 0.1 * (M % 5)) for M in (1, 2, 4, 8, 16, 32)]
     tidy(d, pts)
     results.write_json(str(d / "results.json"), {"device": {"name": "test GPU"}, "command": "x",

@@ -67,7 +67,7 @@ def one_line_error(r, *needles):
 
 
 def three_backends(tmp_path, name="x.csv", scale=1.0):
-    pts = [(b, M, scale * f * (10 + M)) for b, f in [("torch_matmul", 1.0), ("tinygemm_cuda", 0.5), ("marlin", 0.7)]
+    pts = [(b, M, scale * f * (10 + M)) for b, f in [("torch_matmul", 1.0), ("tinygemm_gemv", 0.5), ("marlin", 0.7)]
            for M in (1, 2, 4, 16, 64)]
     return tidy(tmp_path / name, pts)
 
@@ -79,13 +79,13 @@ def test_compare_a_file_with_itself_is_1(tmp_path):
     assert r["overall"] == pytest.approx(1.0) and len(r["pairs"]) == 15
     assert all(p["a_backend"] == p["b_backend"] for p in r["pairs"])
     assert sorted((d["a"], d["n"]) for d in r["paired"]) == [
-        ("marlin (op matmul, format fp16)", 5), ("tinygemm_cuda (op matmul, format fp16)", 5),
+        ("marlin (op matmul, format fp16)", 5), ("tinygemm_gemv (op matmul, format fp16)", 5),
         ("torch_matmul (op matmul, format fp16)", 5)]
     y = three_backends(tmp_path, "y.csv", scale=0.5)
     assert analyze.compare(analyze.load(x), analyze.load(y))["overall"] == pytest.approx(2.0)
     out = cli("analyze", "compare", x, x)
     assert out.returncode == 0 and "geomean speedup of B over A: 1.000 over 15 points" in out.stdout
-    assert "paired: A tinygemm_cuda (op matmul, format fp16) with B tinygemm_cuda" in out.stdout
+    assert "paired: A tinygemm_gemv (op matmul, format fp16) with B tinygemm_gemv" in out.stdout
 
 
 def test_compare_other_dtype_or_group_is_not_paired(tmp_path):

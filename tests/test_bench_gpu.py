@@ -73,7 +73,7 @@ def test_machete_and_marlin_fp8_fp4_formats(tmp_path, args):
 def test_prepare_cost_rows(tmp_path):
     """--prepare-cost: one op=prepare row per shape and backend that has a load-time conversion."""
     reg = registry()
-    names = [n for n in ("tinygemm_cuda", "torch_int4pack", "marlin_uint4b8", "marlin_uint4", "machete_uint4b8")
+    names = [n for n in ("tinygemm_gemv", "torch_int4pack", "marlin_uint4b8", "marlin_uint4", "machete_uint4b8")
              if reg[n].unavailable() is None]
     rc = main(["--kn", "4096,6144", "--batches", "1", "--backends", ",".join(names), "--prepare-cost",
                "--out", str(tmp_path), "--quiet", "--max-samples", "20", "--budget-ms", "100"])

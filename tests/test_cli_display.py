@@ -84,7 +84,7 @@ def test_every_backend_has_a_precision_class():
     from tinygemm.backends import registry
 
     want = {"torch_matmul": "fp16/bf16", "torch_fp8_tensorwise": "FP8 W8A8", "aiter_ck": "FP8 W8A8",
-            "tinygemm_cuda": "W4A16", "dequant_matmul": "W4A16", "marlin_uint4b8": "W4A16", "machete_uint4": "W4A16",
+            "tinygemm_gemv": "W4A16", "dequant_matmul": "W4A16", "marlin_uint4b8": "W4A16", "machete_uint4": "W4A16",
             "gemlite": "W4A16", "torch_int4pack": "W4A16", "marlin_uint8b128": "W8A16",
             "marlin_float8_e4m3fn": "W8A16", "marlin_nvfp4": "FP4", "marlin_mxfp4": "FP4"}
     for name, b in registry().items():
@@ -106,16 +106,16 @@ def test_sweep_summary_is_grouped_by_precision_class():
         return {"backend": b, "op": op, "weight_format": wf, "M": M, "time_us": t, "status": "ok"}
 
     rows = [row("torch_matmul", "matmul", "float16", 1, 30.0), row("torch_fp8_rowwise", "scaled_mm", "fp8_e4m3_rowwise",
-            1, 5.0), row("tinygemm_cuda", "w4a16", "tinygemm_w4_g128", 1, 9.0),
+            1, 5.0), row("tinygemm_gemv", "w4a16", "tinygemm_w4_g128", 1, 9.0),
             row("marlin_uint4b8", "marlin", "marlin_uint4b8_g128", 1, 12.0)]
     c = Console(record=True, width=300)
     print_summary(rows, c)
     text = c.export_text()
     lines = {line.split("│")[2].strip(): line for line in text.splitlines() if line.count("│") >= 3}
     # FP8 is fastest overall but each class has its own winner
-    assert "5.0*" in lines["torch_fp8_rowwise"] and "9.0*" in lines["tinygemm_cuda"]
+    assert "5.0*" in lines["torch_fp8_rowwise"] and "9.0*" in lines["tinygemm_gemv"]
     assert "30.0*" in lines["torch_matmul"] and "12.0*" not in lines["marlin_uint4b8"]
-    assert "W4A16" in lines["tinygemm_cuda"] and "FP8 W8A8" in lines["torch_fp8_rowwise"]
+    assert "W4A16" in lines["tinygemm_gemv"] and "FP8 W8A8" in lines["torch_fp8_rowwise"]
 
 
 # --- the analysis tools run without torch ---------------------------------------------------------
@@ -198,7 +198,7 @@ def test_import_tinygemm_loads_torch_only_when_asked():
 
 def test_backend_name_decides_over_a_generic_op():
     # a hand-made CSV may call every row op=matmul: the INT4 backends stay INT4
-    assert precision_class("tinygemm_cuda", "matmul", "") == "W4A16"
+    assert precision_class("tinygemm_gemv", "matmul", "") == "W4A16"
     assert precision_class("dequant_matmul", "matmul", "") == "W4A16"
     assert precision_class("somebody_else", "matmul", "") == "fp16/bf16"
     assert precision_class("somebody_else", "", "") == "other"

@@ -138,14 +138,14 @@ def test_from_gptq_rejects_bad_act_order_and_bad_shapes():
 @pytest.mark.gpu
 @pytest.mark.parametrize("K, N", [(64, 16), (256, 112), (4096, 2112), (11008, 4096)])
 def test_gptq_to_layout_kernel_matches_the_reference(K, N):
-    """The load-time GPU repack (csrc/kernels/w4_repack.cu) against the CPU conversion, word for word,
+    """The load-time GPU repack (csrc/kernels/gptq_to_layout.cu) against the CPU conversion, word for word,
     into a poisoned output; then from_gptq on CUDA tensors (which takes the kernel) round-trips."""
     from tinygemm import _C
     from tinygemm._ext import stream_handle
 
     qw = tinygemm.quantize(torch.randn(K, N).half(), 64, symmetric=False)
     g = formats.to_gptq(qw)
-    ref = formats._gptq_to_layout(g["qweight"], K, N)  # CPU: the slab-wise path
+    ref = formats.gptq_to_layout(g["qweight"], K, N)  # CPU: the slab-wise path
     out = torch.full((N // 16, K // 64, 32, 4), 0x5A5A5A5A, dtype=torch.int32, device="cuda")
     _C.gptq_to_layout(g["qweight"].cuda().data_ptr(), out.data_ptr(), N, K, stream_handle())
     assert torch.equal(out.cpu(), ref)

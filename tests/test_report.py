@@ -14,16 +14,16 @@ from tinygemm.report_data import cliffs, model_tables, ok_rows
 
 # Llama-3-8B TP1, two of its layers, three batch sizes. Times (us) per (backend, layer, M), chosen so
 # that FP8 W8A8 is the fastest of all at M=1 (a table that mixed the classes would name it for
-# W4A16 too), tinygemm_cuda wins W4A16 at M=1 and 16 and marlin at M=256, where tinygemm_cuda
+# W4A16 too), tinygemm_gemv wins W4A16 at M=1 and 16 and marlin at M=256, where tinygemm_gemv
 # falls off a cliff with a kernel switch.
 LAYERS = {"qkv_proj": (4096, 6144), "o_proj": (4096, 4096)}
 TIMES = {
     ("torch_matmul", "matmul", "float16"): {1: (30.0, 20.0), 16: (31.0, 21.0), 256: (60.0, 40.0)},
-    ("tinygemm_cuda", "w4a16", "tinygemm_w4_g128"): {1: (9.0, 6.0), 16: (10.0, 7.0), 256: (250.0, 170.0)},
+    ("tinygemm_gemv", "w4a16", "tinygemm_w4_g128"): {1: (9.0, 6.0), 16: (10.0, 7.0), 256: (250.0, 170.0)},
     ("marlin_uint4b8", "marlin", "marlin_uint4b8_g128"): {1: (12.0, 8.0), 16: (12.5, 8.5), 256: (45.0, 30.0)},
     ("torch_fp8_rowwise", "scaled_mm", "fp8_e4m3_rowwise"): {1: (5.0, 4.0), 16: (5.5, 4.5), 256: (25.0, 18.0)},
 }
-KERNELS = {("tinygemm_cuda", 256): "w4a16_gemm_kernel"}
+KERNELS = {("tinygemm_gemv", 256): "w4a16_gemm_kernel"}
 META = {"device": {"name": "Test GPU 80GB", "arch": "sm_90", "sm_count": 132, "driver_version": 13000,
                    "runtime_version": 12040, "datasheet": {"row": "TEST", "fp16": 1000.0, "bf16": 1000.0, "fp8": 2000.0,
                                                            "mem_bw_gbs": 4800.0}},
@@ -56,9 +56,9 @@ def write_results(d) -> str:
 def test_winners_speedups_and_floors_per_precision_class(tmp_path):
     d = write_results(tmp_path / "run")
     (t,) = model_tables(ok_rows(results.read_rows(os.path.join(d, "results.csv"))), META)
-    assert t.winners("W4A16", 1) == ["tinygemm_cuda"] and t.winners("W4A16", 256) == ["marlin_uint4b8"]
+    assert t.winners("W4A16", 1) == ["tinygemm_gemv"] and t.winners("W4A16", 256) == ["marlin_uint4b8"]
     assert t.winners("FP8 W8A8", 1) == ["torch_fp8_rowwise"] and t.winners("fp16/bf16", 16) == ["torch_matmul"]
-    c = t.cells[("tinygemm_cuda", 1)]
+    c = t.cells[("tinygemm_gemv", 1)]
     assert c.sum_us == pytest.approx(15.0) and c.speedup == pytest.approx(50.0 / 15.0)
     # the floors: bytes at the measured bandwidth, FLOPs at the class's compute ceiling (FP8: 2x fp16 here)
     assert c.pct_byte_floor == pytest.approx(100 * c.bytes / 4276.4e3 / 15.0)
@@ -73,7 +73,7 @@ def test_cliffs_summarized_per_backend_and_layer(tmp_path):
 
     d = write_results(tmp_path / "run")
     summary, worst, all_ = cliffs(analyze.load(os.path.join(d, "results.csv")))
-    assert {(s["backend"], s["layer"]) for s in summary} == {("tinygemm_cuda", "qkv_proj"), ("tinygemm_cuda", "o_proj")}
+    assert {(s["backend"], s["layer"]) for s in summary} == {("tinygemm_gemv", "qkv_proj"), ("tinygemm_gemv", "o_proj")}
     assert all(s["cliffs"] == 1 and s["kernel_switches"] == 1 and s["worst_M"] == 256 for s in summary)
     assert len(worst) == len(all_) == 2 and worst[0]["kernel_at"] == "w4a16_gemm_kernel"
 
@@ -141,6 +141,6 @@ def test_report_renders_in_a_headless_browser(tmp_path):
     assert head == ["precision class", "M=1", "M=16", "M=256"]
     cells = {row[0]: row[1:] for row in body}
     assert list(cells) == ["fp16/bf16", "W4A16", "FP8 W8A8"]
-    assert [c.split()[0] for c in cells["W4A16"]] == ["tinygemm_cuda", "tinygemm_cuda", "marlin_uint4b8"]
+    assert [c.split()[0] for c in cells["W4A16"]] == ["tinygemm_gemv", "tinygemm_gemv", "marlin_uint4b8"]
     assert [c.split()[0] for c in cells["FP8 W8A8"]] == ["torch_fp8_rowwise"] * 3
     assert cells["W4A16"][0].endswith("3.33x")  # 50 us of fp16 over 15 us

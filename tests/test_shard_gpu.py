@@ -15,7 +15,7 @@ from tinygemm.bench.__main__ import main
 pytestmark = pytest.mark.gpu
 
 ARGS = ["--kn", "4096,4096", "--kn", "4096,14336", "--batches", "1,8,16,64,256",
-        "--backends", "torch_matmul,tinygemm_cuda", "--quiet", "--max-samples", "40", "--budget-ms", "200"]
+        "--backends", "torch_matmul,tinygemm_gemv", "--quiet", "--max-samples", "40", "--budget-ms", "200"]
 
 
 def by_key(path):

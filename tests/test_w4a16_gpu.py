@@ -135,6 +135,7 @@ def test_opcheck_and_compile():
     torch.library.opcheck(torch.ops.tinygemm.w4a16_gemv.default, args)
     torch.library.opcheck(torch.ops.tinygemm.w4a16_gemm.default, args)
     torch.library.opcheck(torch.ops.tinygemm.w4_dequant.default, args[1:])
+    torch.library.opcheck(torch.ops.tinygemm.w4_dequant_triton.default, args[1:])  # the same signature
     lin = tinygemm.nn.Int4Linear(qw)
     compiled = torch.compile(lin, fullgraph=True)
     assert torch.equal(compiled(x), lin(x))

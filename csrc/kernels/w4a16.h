@@ -1,6 +1,7 @@
 // Host launchers of the packed-INT4 (W4A16) kernels. Pointers, sizes and a stream: no torch.
 //
-// Packed weight layout "gemv" (python/tinygemm/formats.py builds it; the reasons are there too):
+// Packed weight layout "tinygemm-w4-v1" (formats.LAYOUT; python/tinygemm/formats.py builds it and
+// gives the reasons):
 //   int32 words, index ((tile * (K/64) + chunk) * 32 + lane) * 4 + j  with tile = n / 16,
 //   chunk = k / 64, lane = 4 * g + t (g = 0..7, t = 0..3), j = 0..3. Word (lane, j) of a
 //   (tile, chunk) holds the 8 nibbles p = 0..7 of
@@ -10,9 +11,9 @@
 //   group's zero point, s the group's scale. scales / zeros: [K / group_size, N] in the activation
 //   dtype (group_size -1: one group, per channel).
 //
-// Packed weight layout "sm90" (w4a16_gemm_sm90): the same words, tiles and chunks, with k in its
-// natural order inside each 16-deep step j (what wgmma's register A fragment holds and what the
-// bulk tensor copy of x leaves in shared memory):
+// Packed weight layout "tinygemm-w4-sm90" (formats.LAYOUT_SM90; w4a16_gemm_sm90): the same words,
+// tiles and chunks, with k in its natural order inside each 16-deep step j (what wgmma's register A
+// fragment holds and what the bulk tensor copy of x leaves in shared memory):
 //     n = 16 * tile + g + 8 * (p & 1),   k = 64 * chunk + 16 * j + 2 * t + (p >> 2) + 8 * ((p >> 1) & 1)
 #pragma once
 
@@ -30,9 +31,9 @@ constexpr int kGemvUnroll = 2;
 
 // The GEMV's implementations of the same function: kMma, tensor-core mma.m16n8k16 with the weights
 // streamed through registers (w4a16_gemv.cu; NVIDIA sm_80+, reads either layout); kSimt, portable
-// FMA code (any GPU, AMD's wave64 included; the GEMV layout only); kTma, the same mma fed by bulk
+// FMA code (any GPU, AMD's wave64 included; tinygemm-w4-v1 only); kTma, the same mma fed by bulk
 // copies into a shared-memory ring by a producer warp, one persistent CTA per SM
-// (w4a16_gemv_sm90.cu; Hopper sm_90a builds, the sm90 layout, M <= 16). kAuto: the heuristic's pick
+// (w4a16_gemv_sm90.cu; Hopper sm_90a builds, tinygemm-w4-sm90, M <= 16). kAuto: the heuristic's pick
 // for the device. The integer values are the old `impl=0/1/2` of the Python binding, which still
 // accepts them.
 enum class GemvImpl { kAuto = 0, kMma = 1, kSimt = 2, kTma = 3 };
@@ -64,13 +65,13 @@ constexpr const char* kLayoutNames[] = {"tinygemm-w4-v1", "tinygemm-w4-sm90"};
 W4Layout parse_layout(const std::string& name);  // std::invalid_argument naming the known layouts
 
 // y[M, N] = x[M, K] . W[K, N]; x, y, scales, zeros in `dtype` (fp16 or bf16); zeros null = symmetric.
-// The mma implementation reads either layout (only its x loads differ); the simt one the GEMV layout.
+// The mma implementation reads either layout (only its x loads differ); the simt one tinygemm-w4-v1.
 void w4a16_gemv(const void* x, const void* qweight, const void* scales, const void* zeros, void* y,
                 int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
                 GemvConfig cfg = {}, W4Layout layout = W4Layout::kV1);
 
 // The kTma implementation (w4a16_gemv_sm90.cu; a stub that says why in builds without sm_90a code):
-// the sm90 layout, 1 <= M <= 16, a Hopper GPU. w4a16_gemv calls it for impl kTma.
+// tinygemm-w4-sm90, 1 <= M <= 16, a Hopper GPU. w4a16_gemv calls it for impl kTma.
 void w4a16_gemv_tma(const void* x, const void* qweight, const void* scales, const void* zeros, void* y, int M,
                     int N, int K, int group_size, DType dtype, std::uintptr_t stream, const GemvConfig& cfg);
 
@@ -78,7 +79,8 @@ void w4a16_gemv_tma(const void* x, const void* qweight, const void* scales, cons
 void w4_dequant(const void* qweight, const void* scales, const void* zeros, void* w, int N, int K,
                 int group_size, DType dtype, std::uintptr_t stream);
 
-// GPTQ qweight (int32 [K/8, N], k's nibble at bits 4 (k % 8) of row k / 8) to the packed layout above.
+// GPTQ qweight (int32 [K/8, N], k's nibble at bits 4 (k % 8) of row k / 8) to tinygemm-w4-v1
+// (gptq_to_layout.cu; formats.gptq_to_layout).
 void gptq_to_layout(const void* gptq_qweight, void* qweight, int N, int K, std::uintptr_t stream);
 
 // The configuration the heuristic picks (what w4a16_gemv with cfg = {} runs) for a weight in `layout`.
@@ -89,7 +91,7 @@ struct GemmSm90Config {
   int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
 };
 
-// y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in the "sm90" layout above; Hopper (sm_90a)
+// y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in tinygemm-w4-sm90 (above); Hopper (sm_90a)
 // builds only, any M.
 void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, const void* zeros, void* y,
                      int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
@@ -98,8 +100,8 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
 // The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
 
-// The packed layouts' shape rules, the one home of them (formats.check_shape, the repack and every
-// INT4 kernel call these): group_size one of kW4GroupSizes (-1 = one group per column), N % 16 == 0
+// The packed layouts' shape rules, the one home of them (formats.check_shape, gptq_to_layout and
+// every INT4 kernel call these): group_size one of kW4GroupSizes (-1 = one group per column), N % 16 == 0
 // (16-wide output tiles), K % 64 == 0 (64-deep chunks), K % group_size == 0. Throws
 // std::invalid_argument (Python: ValueError) naming the constraint and the values.
 constexpr int kW4GroupSizes[] = {32, 64, 128, -1};

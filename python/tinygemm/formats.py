@@ -5,7 +5,7 @@ Semantics (weight W[K, N] of y = x @ W, groups of `group_size` along K, -1 = one
   asymmetric ("uint4" + zero point, AWQ): w = (q - z) * s, z an integer in 0..15 per group and column
 Scales (and zero points) are [K / group_size, N] in the activations' dtype (fp16 or bf16).
 
-tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the Triton kernels):
+tinygemm's packed layout "tinygemm-w4-v1" (LAYOUT; read by the GEMV, the dequant and the Triton kernels):
   int32 words shaped [N/16 tiles, K/64 chunks, 32 lanes, 4 words]. Word j of lane 4g+t of a
   (tile, chunk) holds nibble p (bits 4p..4p+3) of
       n = 16*tile + g + 8*(p & 1),
@@ -22,8 +22,8 @@ tinygemm's packed layout (one layout for the CUDA GEMV, the CUDA dequant and the
     2-3 cover 32..63, so group sizes 32 and up stay aligned.
   Requirements: N % 16 == 0, K % 64 == 0, K % group_size == 0.
 
-The "sm90" layout (LAYOUT_SM90, read by the Hopper GEMM w4a16_gemm_sm90): the same words, lanes,
-tiles and chunks, with k in natural order inside each 16-deep step j:
+The "tinygemm-w4-sm90" layout (LAYOUT_SM90, read by the Hopper GEMM w4a16_gemm_sm90 and the GEMV):
+the same words, lanes, tiles and chunks, with k in natural order inside each 16-deep step j:
       n = 16*tile + g + 8*(p & 1),
       k = 64*chunk + 16*j + 2*t + (p >> 2) + 8*((p >> 1) & 1)
   Why another layout: the Hopper GEMM's x tile comes into shared memory by a bulk tensor copy,
@@ -379,20 +379,26 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
         qweight = _pack_rows(_unpack_rows(qweight)[perm.long()])
     z = (_unpack_rows(qzeros.t().contiguous()).t().to(torch.int32) + zero_offset) & 0xF
     zeros = None if bool((z == 8).all()) else z.to(scales.dtype).contiguous()
-    return QuantizedWeight(_gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size,
+    return QuantizedWeight(gptq_to_layout(qweight, K, N), scales.contiguous(), zeros, (K, N), group_size,
                            perm=perm)
 
 
-# Without the GPU kernel (CPU tensors, a CPU-only build), from_gptq converts a slab of columns at a
-# time: the byte-per-weight intermediate of one slab, not of the whole matrix, sets the peak memory
+# Without the GPU kernel (CPU tensors, a CPU-only build), gptq_to_layout converts a slab of columns at
+# a time: the byte-per-weight intermediate of one slab, not of the whole matrix, sets the peak memory
 # (the whole 4096 x 28672 gate_up took ~6x its packed size).
 GPTQ_SLAB_BYTES = 16 << 20
 
 
-def _gptq_to_layout(qweight: torch.Tensor, K: int, N: int) -> torch.Tensor:
+def gptq_to_layout(qweight: torch.Tensor, K: int, N: int) -> torch.Tensor:
+    """A GPTQ qweight's words (int32 [K/8, N], checked by the caller) in tinygemm-w4-v1 (LAYOUT).
+
+    The op of the same name in C++ and _C (csrc/kernels/gptq_to_layout.cu) on a GPU, slab by slab
+    on the CPU. from_gptq is a different thing, named for what it takes: a checkpoint's tensors
+    (qweight, qzeros, scales, g_idx) to a whole QuantizedWeight, checking them, sorting act-order
+    rows and reading zero points, with this as its one step on the weight words."""
     out = torch.empty((N // 16, K // 64, 32, 4), dtype=torch.int32, device=qweight.device)
     if qweight.is_cuda and qweight.dtype == torch.int32 and GPU_BACKEND != "cpu":
-        # one kernel, two reads and one write per word (csrc/kernels/w4_repack.cu)
+        # one kernel, two reads and one write per word
         with torch.cuda.device(qweight.device):
             _C.gptq_to_layout(qweight.contiguous().data_ptr(), out.data_ptr(), N, K, stream_handle())
         return out

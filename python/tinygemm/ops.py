@@ -6,7 +6,7 @@
     torch.ops.tinygemm.w4a16_gemm_sm90(x, qweight, scales, zeros, group_size)
                                          Hopper tensor-core GEMM (any M; qweight in LAYOUT_SM90)
     torch.ops.tinygemm.w4_dequant(qweight, scales, zeros, group_size)      CUDA INT4 -> fp16/bf16
-    torch.ops.tinygemm.w4_dequant_triton(...)                              Triton dequant
+    torch.ops.tinygemm.w4_dequant_triton(qweight, scales, zeros, group_size)   the same in Triton
 
 Every op validates its arguments and raises ValueError naming the constraint and the values.
 """
@@ -135,10 +135,10 @@ def _(qweight, scales, zeros, group_size):
 @torch.library.custom_op("tinygemm::w4_dequant_triton", mutates_args=())
 def w4_dequant_triton(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
                       group_size: int) -> torch.Tensor:
-    from .triton.w4a16_gemm import w4_dequant as _dq, _interpreting
+    from .triton.w4a16_gemm import _interpreting, w4_dequant_triton as _dq
 
-    K, _ = validate(None, qweight, scales, zeros, group_size, gpu=not _interpreting())
-    return _dq(qweight, scales, zeros, group_size, K)
+    validate(None, qweight, scales, zeros, group_size, gpu=not _interpreting())
+    return _dq(qweight, scales, zeros, group_size)
 
 
 @w4_dequant_triton.register_fake

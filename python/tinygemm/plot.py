@@ -126,9 +126,9 @@ def dequant_breakdown(points, out_dir, M: int = 1) -> list[str]:
     dq = [max(t[("dequant_matmul", K, N, M)] - t[("torch_matmul", K, N, M)], 0) for K, N in shapes]
     ax.bar(xs, mm, label="fp16 matmul", color="tab:blue")
     ax.bar(xs, dq, bottom=mm, label="dequant (dequant+matmul minus matmul)", color="tab:orange")
-    fused = [t.get(("tinygemm_cuda", K, N, M)) for K, N in shapes]
+    fused = [t.get(("tinygemm_gemv", K, N, M)) for K, N in shapes]
     ax.scatter([x for x, f in zip(xs, fused) if f], [f for f in fused if f], color="k", zorder=3,
-               label="fused INT4 (tinygemm_cuda)")
+               label="fused INT4 (tinygemm_gemv)")
     ax.set_xticks(list(xs), [f"K={K}\nN={N}" for K, N in shapes], fontsize=7)
     ax.set_ylabel("time (us)")
     ax.set_title(f"dequant breakdown at M={M}")

@@ -17,11 +17,11 @@ import re
 import sys
 
 from . import analyze
-from .cli_errors import atomic_write, check_output, exit_2_on_bad_input, read_json
+from .cli_errors import atomic_write, check_output, exit_2_on_bad_input
 from .display import number, rate
 from .precision import BASELINE, CLASSES
 from .report_data import ModelTable, Row, bandwidth, cliffs, compute_ceilings, group_title, model_tables, ok_rows
-from .results import read_rows
+from .results import read_meta, read_rows
 
 E = html.escape
 # the batch sizes the at-a-glance table shows (those the run has)
@@ -223,7 +223,7 @@ def render(results_dir: str) -> str:
     csv_path = os.path.join(results_dir, "results.csv")
     raw = read_rows(csv_path)
     meta_path = os.path.join(results_dir, "results.json")
-    meta = read_json(meta_path, ("device", "measured_ceilings", "versions")) if os.path.exists(meta_path) else {}
+    meta = read_meta(meta_path, ("device", "measured_ceilings", "versions")) if os.path.exists(meta_path) else {}
     from .plot import read_ceilings
 
     read_ceilings(meta_path)  # numbers, or an error naming the file

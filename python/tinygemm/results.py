@@ -49,16 +49,63 @@ def _fmt(v):
     return v
 
 
-def read_rows(path: str, required: tuple[str, ...] = ("backend", "M", "N", "K", "time_us")) -> list[dict]:
-    """Rows of a tidy results CSV; a foreign CSV gets an error naming the missing columns (and an
-    unreadable one, an error naming the path: cli_errors.read_csv)."""
+# Bench backends renamed since results were first written: old name -> today's. Results are history
+# and are never rewritten; instead every reader goes through here (read_table / read_rows for
+# results.csv, read_meta for results.json) and --backends accepts the old names too
+# (bench/plan.backend_names), so a run from before a rename reads, merges and resumes as today's name.
+BACKEND_ALIASES = {
+    "tinygemm_cuda": "tinygemm_gemv",   # the CUDA GEMV: w4a16_gemv in C++, torch.ops and w4a16_matmul too
+}
+
+
+def canonical_backend(name: str) -> str:
+    """Today's name of a backend (an old name from BACKEND_ALIASES, or the name itself)."""
+    return BACKEND_ALIASES.get(name, name)
+
+
+def canonical_backends(spec: str) -> str:
+    """A --backends value ('default', 'all' or a comma-separated list) with today's names."""
+    if spec in ("default", "all"):
+        return spec
+    return ",".join(canonical_backend(n.strip()) for n in spec.split(","))
+
+
+def read_table(path: str) -> tuple[list[str], list[dict]]:
+    """(header, rows) of a CSV, its `backend` column in today's names (cli_errors.read_csv: an
+    unreadable file is an error naming the path)."""
     from .cli_errors import read_csv
 
     header, rows = read_csv(path)
+    if "backend" in header:
+        for r in rows:
+            r["backend"] = canonical_backend(r["backend"])
+    return header, rows
+
+
+def read_rows(path: str, required: tuple[str, ...] = ("backend", "M", "N", "K", "time_us")) -> list[dict]:
+    """Rows of a tidy results CSV (read_table); a foreign CSV gets an error naming the missing columns."""
+    header, rows = read_table(path)
     missing = [c for c in required if c not in header]
     if missing:
         raise ValueError(f"{path} is not a tinygemm results CSV: missing columns {', '.join(missing)}")
     return rows
+
+
+def read_meta(path: str, object_keys: tuple[str, ...] = ()) -> dict:
+    """A results.json (cli_errors.read_json) with today's backend names in the fields that hold them:
+    `backends`, the keys of `unavailable` and `backend_extra`, and the plan's --backends option."""
+    from .cli_errors import read_json
+
+    meta = read_json(path, object_keys)
+    if isinstance(meta.get("backends"), list):
+        meta["backends"] = [canonical_backend(b) for b in meta["backends"]]
+    for k in ("unavailable", "backend_extra"):
+        if isinstance(meta.get(k), dict):
+            meta[k] = {canonical_backend(b): v for b, v in meta[k].items()}
+    options = (meta.get("plan") or {}).get("options") if isinstance(meta.get("plan"), dict) else None
+    if isinstance(options, dict) and isinstance(options.get("backends"), str):
+        options["backends"] = canonical_backends(options["backends"])
+    return meta
 
 
 def done_keys(path: str) -> set[tuple]:

@@ -1,7 +1,7 @@
 """Turn result CSVs into answers: efficiency cliffs, split-GEMM opportunities, comparisons, aiter CSVs.
 
     python -m tinygemm.analyze cliffs RESULTS.csv [--threshold 0.85] [--check-split [--split-threshold 0.9]]
-    python -m tinygemm.analyze compare A.csv B.csv            # or: compare R.csv --a torch_matmul --b tinygemm_cuda
+    python -m tinygemm.analyze compare A.csv B.csv            # or: compare R.csv --a-backend X --b-backend Y
     python -m tinygemm.analyze dedup TUNED.csv -o OUT.csv      # aiter tuned CSVs: fastest row per shape
     python -m tinygemm.analyze tuned-compare CK.csv PRESHUFFLE.csv [--model ... --tp ...]
 

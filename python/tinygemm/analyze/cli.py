@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("compare", help="speedups between two CSVs, or two backends of one CSV")
     m.add_argument("a")
     m.add_argument("b", nargs="?")
-    m.add_argument("--a-backend", default=None)
+    m.add_argument("--a-backend", default=None, help="a backend name (old names too: tinygemm_cuda is tinygemm_gemv)")
     m.add_argument("--b-backend", default=None)
     m.add_argument("-o", "--out", default=None)
     m.add_argument("--force", action="store_true")
@@ -179,6 +179,9 @@ def _table(title: str, rows: list[dict], cols: list[str]) -> None:
 def _only(points: list[Point], backend: str | None, path: str) -> list[Point]:
     if not backend:
         return points
+    from ..results import canonical_backend
+
+    backend = canonical_backend(backend)  # the rows were read in today's names too
     mine = [x for x in points if x.backend == backend]
     if not mine:
         have = sorted({x.backend for x in points})

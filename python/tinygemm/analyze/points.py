@@ -63,9 +63,9 @@ def load(path: str) -> list[Point]:
 
     An ok row with a zero, negative or non-finite time (or a non-integer size) is an error naming the
     file and row: such a time would be divided by or counted into a geomean."""
-    from ..cli_errors import read_csv
+    from ..results import read_table
 
-    header, rows = read_csv(path)
+    header, rows = read_table(path)  # backends in today's names (results.BACKEND_ALIASES)
     cols = set(header)
     base = os.path.basename(path)
     if {"backend", "M", "N", "K", "time_us"} <= cols:

@@ -138,7 +138,7 @@ def registry() -> dict[str, Backend]:
         torch_fp8.TorchScaledMM("rowwise"),
         torch_int4pack.TorchInt4Pack(),
         tinygemm_kernels.DequantMatmul(),
-        tinygemm_kernels.TinygemmCuda(),
+        tinygemm_kernels.TinygemmGemv(),
         tinygemm_kernels.TinygemmTriton(),
         tinygemm_kernels.TinygemmGemmSm90(),
         tinygemm_kernels.TinygemmAuto(),

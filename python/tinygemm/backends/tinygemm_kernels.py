@@ -55,10 +55,10 @@ class _Tinygemm(Backend):
                         if self.kernel else None)
 
 
-class TinygemmCuda(_Tinygemm):
+class TinygemmGemv(_Tinygemm):
     """tinygemm w4a16_gemv: tensor-core GEMV for decode (fast at M <= 16; any M correct)."""
 
-    name = "tinygemm_cuda"
+    name = "tinygemm_gemv"  # was tinygemm_cuda: still accepted, and read from old CSVs (results.BACKEND_ALIASES)
     kernel = "gemv"
 
     @staticmethod

@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None):
                    help=f"{', '.join(S.NAMED_BATCHES)}, a range a:b[:step] or a list (default vllm)")
     g = p.add_argument_group("backends")
     g.add_argument("--backends", default="default",
-                   help="'default', 'all' (variants too) or a comma-separated list of names")
+                   help="'default', 'all' (variants too) or a comma-separated list of names (old names are "
+                        "accepted: tinygemm_cuda runs tinygemm_gemv)")
     g.add_argument("--list-backends", action="store_true", help="list backends and why any is unavailable")
     g.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16", help="activation dtype")
     g.add_argument("--group-size", type=int, default=128, choices=[32, 64, 128, -1])

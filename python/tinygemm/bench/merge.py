@@ -73,11 +73,7 @@ def load(path: str) -> Shard:
     if not os.path.exists(json_path):
         why = "the sweep did not finish there" if os.path.exists(csv_path) else "it is not a results directory"
         raise ValueError(f"{path} has no results.json ({why}); rerun its shard with --resume, then merge")
-    with open(json_path) as f:
-        try:
-            meta = json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{json_path} is not valid JSON: {e}") from None
+    meta = SH.read_results_json(json_path)
     if "plan" not in meta:
         raise ValueError(f"{json_path} records no plan (written by a tinygemm without shards): it cannot be "
                          "checked against the other inputs")

@@ -7,6 +7,7 @@ check.
 from __future__ import annotations
 
 from .. import shapes as S
+from ..results import canonical_backend
 
 
 def build_plan(a) -> list:
@@ -31,13 +32,15 @@ def build_plan(a) -> list:
 
 
 def backend_names(spec: str, reg: dict) -> list[str]:
-    """The names --backends asks for; an unknown or empty one is a ValueError (before any GPU check)."""
+    """The names --backends asks for, old names as today's (results.BACKEND_ALIASES: tinygemm_cuda
+    runs tinygemm_gemv); an unknown or empty one is a ValueError (before any GPU check)."""
     if spec in ("default", "all"):
         return [n for n, b in reg.items() if spec == "all" or b.default]
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in reg]
+    unknown = [n for n in names if canonical_backend(n) not in reg]
     if unknown:
         raise ValueError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+    names = list(dict.fromkeys(canonical_backend(n) for n in names))  # an old and a new name run once
     if not names:
         raise ValueError(f"--backends {spec!r} names no backend; known: {', '.join(reg)}")
     return names

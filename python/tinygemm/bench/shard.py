@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import replace
 
+from .. import results
 from .cost import point_cost_s
 
 # the options that change what a row measures: two runs with the same shapes and these are one plan
@@ -95,8 +96,28 @@ def plan_cost_s(plan: list) -> float:
 
 
 def plan_options(args) -> dict:
-    """The PLAN_OPTIONS of an argparse namespace (or any object with those attributes)."""
-    return {k: getattr(args, k) for k in PLAN_OPTIONS}
+    """The PLAN_OPTIONS of an argparse namespace (or any object with those attributes); --backends in
+    today's names, so an old backend name and its new one are one plan."""
+    opts = {k: getattr(args, k) for k in PLAN_OPTIONS}
+    if isinstance(opts["backends"], str):
+        opts["backends"] = results.canonical_backends(opts["backends"])
+    return opts
+
+
+def plan_digest(rec: dict) -> str:
+    """The digest of a plan record's shapes, batch lists and options."""
+    body = {k: rec[k] for k in ("shapes", "batch_lists", "options")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_results_json(path: str) -> dict:
+    """A run's results.json as merges and resumes compare it: today's backend names
+    (results.read_meta), and so the plan's digest taken again from its body (one written with an old
+    backend name is then the digest of the same plan named today)."""
+    meta = results.read_meta(path, ("device", "plan", "shard"))
+    if isinstance(meta.get("plan"), dict) and {"shapes", "batch_lists", "options"} <= set(meta["plan"]):
+        meta["plan"]["digest"] = plan_digest(meta["plan"])
+    return meta
 
 
 def plan_record(plan: list, options: dict) -> dict:
@@ -108,8 +129,7 @@ def plan_record(plan: list, options: dict) -> dict:
             lists.append(list(s.batches))
         shapes.append([s.model, s.layer, s.tp, s.K, s.N, lists.index(s.batches)])
     body = {"shapes": shapes, "batch_lists": lists, "options": options}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return {"digest": digest, "points": sum(len(s.batches) for s in plan), **body}
+    return {"digest": plan_digest(body), "points": sum(len(s.batches) for s in plan), **body}
 
 
 def plan_from_record(rec: dict) -> list:
@@ -135,10 +155,9 @@ def resume_conflict(out: str, plan_rec: dict, shard_rec: dict) -> str | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, ValueError) as e:
-        return f"{path} cannot be read ({e}); remove it or choose another --out"
+        old = read_results_json(path)
+    except ValueError as e:  # read_json: unreadable or not JSON, the message names the path
+        return f"{e}; remove it or choose another --out"
     old_plan = (old.get("plan") or {}).get("digest")
     if old_plan is not None and old_plan != plan_rec["digest"]:
         diff = plan_differences(old["plan"], plan_rec)

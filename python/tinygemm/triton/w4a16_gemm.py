@@ -1,4 +1,4 @@
-"""Triton INT4 kernels over tinygemm's packed layout (formats.py): w4a16_gemm (any M) and w4_dequant.
+"""Triton INT4 kernels over tinygemm's packed layout (formats.py): w4a16_gemm (any M) and w4_dequant_triton.
 
 Reading the layout in Triton: a program loads the words of BT tiles x BC chunks as a 2-D int32 tile
 [(tile, g), (chunk, t, j)] (rows of 64 contiguous bytes). A word holds 2 output columns (n = 16*tile
@@ -395,10 +395,11 @@ def _w4_dequant_kernel(w_ptr, s_ptr, z_ptr, out_ptr, N, K, GS: tl.constexpr, HAS
     tl.store(out_ptr + kp[None, :] * N + n[:, None], w.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def w4_dequant(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, group_size: int,
-               K: int) -> torch.Tensor:
-    """W[K, N] in the scales' dtype."""
-    N = qweight.shape[0] * 16
+def w4_dequant_triton(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
+                      group_size: int) -> torch.Tensor:
+    """W[K, N] in the scales' dtype: torch.ops.tinygemm.w4_dequant_triton (named apart from the CUDA
+    kernel's w4_dequant, which computes the same W)."""
+    N, K = qweight.shape[0] * 16, qweight.shape[1] * 64
     out = torch.empty((K, N), dtype=scales.dtype, device=scales.device)
     gs = 0 if group_size == -1 else group_size
     z = zeros if zeros is not None else scales

@@ -1,6 +1,8 @@
 // gptq_to_layout: a GPTQ checkpoint's qweight (int32 [K/8, N], row k/8 holds k's nibble at bits
-// 4 (k % 8)) to tinygemm's packed layout (w4a16.h), on the GPU at model load, as Marlin's repack
-// does for its own layout. One thread per output word: the word's 8 nibbles come from rows
+// 4 (k % 8)) to tinygemm's packed layout tinygemm-w4-v1 (w4a16.h), on the GPU at model load, as
+// Marlin's repack does for its own layout. One name from here to _C.gptq_to_layout and
+// formats.gptq_to_layout (the CPU path beside it); formats.from_gptq is the whole checkpoint's
+// converter that calls it. One thread per output word: the word's 8 nibbles come from rows
 // k/8 = 8 chunk + 4 (j >> 1) + t of columns n and n + 8 (nib_k's low 3 bits never carry into
 // k/8), so each thread reads 2 GPTQ words and writes one. No warp-level operations: wave64-safe.
 #include "tinygemm/gpu.h"
