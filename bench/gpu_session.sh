@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-triton] [test-sm90] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
+#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
@@ -35,6 +35,23 @@ for s in $stages; do
       log "GPU tests"
       python3 -m pytest tests -q -m "gpu or vllm" -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" 2>&1 \
         | tee "$OUT/gpu-tests.log" | tail -25 ;;
+    test-split)
+      # each GPU test file on its own, under its own time limit, its log and junit file kept: one slow
+      # or hanging file cannot hide the others' results (pytest -m "gpu or vllm" selects the GPU tests)
+      for f in tests/test_*gpu*.py tests/test_gemlite.py tests/test_bad_input.py tests/test_formats.py \
+               tests/test_checkpoint_formats.py; do
+        b=$(basename "$f" .py)
+        log "GPU tests: $f"
+        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" -q -m "gpu or vllm" -p no:cacheprovider -rfE \
+          --junitxml="$OUT/$b.xml" >"$OUT/$b.log" 2>&1
+        echo "   exit $? ($(tail -1 "$OUT/$b.log"))" | tee -a "$OUT/session.log"
+      done ;;
+    gemv)
+      log "GEMV implementations and layouts per layer (Llama-3-8B TP1, Llama-3-70B TP4), then ncu per layer"
+      python3 bench/tune_w4a16_gemv_sm90.py --model Llama-3-8B Llama-3-70B --tp 1 4 --m "${TUNE_M:-1,2,4,8,16}" \
+        --out "$OUT/tune_gemv_sm90.csv" >"$OUT/tune_gemv_sm90.log" 2>&1
+      grep "^sum" "$OUT/tune_gemv_sm90.log"
+      python3 bench/int4_ncu.py --m 1,8,16 --kernels gemv --out "$OUT/int4_ncu" 2>&1 | tail -24 ;;
     test-triton)
       log "Triton GEMM GPU tests"
       python3 -m pytest tests/test_w4a16_gpu.py -q -x -p no:cacheprovider -k "triton or public_api or opcheck" 2>&1 \
