@@ -260,6 +260,9 @@ void launch_tma(const void* x, const void* qw, const void* s, const void* z, voi
   prm.units = (prm.tiles + NT - 1) / NT;
   prm.stage_bytes = Sh::stage_bytes(M);
   prm.stages = Sh::stages(M);
+  // a ring needs two stages (one filling while one is read); every compiled shape has >= 2 at M <= 16
+  TG_CHECK_ARG(prm.stages >= 2, "w4a16_gemv (tma): a stage of ", prm.stage_bytes, " bytes leaves ", prm.stages,
+               " in shared memory; n_tiles ", NT, ", warps ", CW, ", M ", M, " needs two");
   const int smem = prm.stages * prm.stage_bytes + Sh::kRed + 2 * 8 * kMaxStages;
   auto kernel = w4a16_gemv_tma_kernel<T, GS, ASYM, NT, MT, CW>;
   static bool opted_in[kMaxDevices] = {};
