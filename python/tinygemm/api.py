@@ -10,9 +10,11 @@ layout whose kernels are fastest on a device (quantize and the checkpoint conver
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from . import _C, ops
+from . import _C, crossover, ops
 from ._ext import GPU_BACKEND
 from .formats import LAYOUT, LAYOUT_SM90, QuantizedWeight
 
@@ -22,8 +24,9 @@ READS = {"gemv": (LAYOUT, LAYOUT_SM90), "triton": (LAYOUT,), "gemm_sm90": (LAYOU
 # The CUDA GEMV's mma path covers up to 16 rows per block; beyond that it re-reads the weights per
 # 16 rows, where the GEMMs' tiles reuse them.
 GEMV_MAX_M = 16
-# From the sm90 layout (Hopper), the GEMV up to this M and the Hopper GEMM above: where the summed
-# Llama-3-8B / 70B layer times cross (bench/tune_w4a16_gemm_sm90.py, bench/results/h200/).
+# From the sm90 layout (Hopper), the GEMV up to this M and the Hopper GEMM above, for a GPU or shape
+# the measured per-shape table (crossover.py) does not cover: where the summed Llama-3-8B / 70B
+# layer times cross (bench/results/h200/).
 GEMV_MAX_M_SM90 = 8
 
 
@@ -49,10 +52,22 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def choose_backend(M: int, device: torch.device, layout: str = LAYOUT) -> str:
-    """The kernel w4a16_matmul(backend='auto') runs for M rows of x on `device` from `layout`."""
+@functools.lru_cache(maxsize=None)
+def _device_name(index: int) -> str:
+    return torch.cuda.get_device_name(index)
+
+
+def choose_backend(M: int, device: torch.device, layout: str = LAYOUT, K: int | None = None,
+                   N: int | None = None) -> str:
+    """The kernel w4a16_matmul(backend='auto') runs for M rows of x on `device` from `layout`, for a
+    K x N weight (from the sm90 layout the GEMV/GEMM switch is measured per GPU and shape:
+    crossover.py; without K and N, or off the table, GEMV_MAX_M_SM90)."""
     if layout == LAYOUT_SM90:
-        return "gemv" if M <= GEMV_MAX_M_SM90 else "gemm_sm90"
+        limit = GEMV_MAX_M_SM90
+        if K is not None and N is not None and device.type == "cuda":
+            limit = crossover.gemv_max_m(_device_name(device.index if device.index is not None else
+                                                      torch.cuda.current_device()), layout, K, N, limit)
+        return "gemv" if M <= limit else "gemm_sm90"
     if device.type == "cuda" and GPU_BACKEND == "cuda" and M <= GEMV_MAX_M:
         return "gemv"
     return "triton"
@@ -67,7 +82,7 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
     each bench row records in its note): the launch heuristics' own answers, not a copy of them."""
     backend = resolve_backend(backend)
     if backend == "auto":
-        backend = choose_backend(M, device, layout)
+        backend = choose_backend(M, device, layout, K, N)
     props = torch.cuda.get_device_properties(device)
     if backend == "gemv":
         c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major, layout)
@@ -96,7 +111,7 @@ def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") ->
         x2 = x2.index_select(-1, qw.perm)
     x2 = x2.contiguous()
     if backend == "auto":
-        backend = choose_backend(x2.shape[0], x2.device, qw.layout)
+        backend = choose_backend(x2.shape[0], x2.device, qw.layout, K, N)
     if qw.layout not in READS[backend]:
         raise ValueError(f"backend {backend!r} reads weights in layout {READS[backend]}; this weight is in "
                          f"{qw.layout!r} (convert with tinygemm.formats.to_layout)")
