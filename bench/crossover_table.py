@@ -11,7 +11,9 @@ import csv
 import os
 import sys
 
-LAYOUT_SM90 = "tinygemm-w4-sm90"
+from tinygemm.crossover import entries
+from tinygemm.formats import LAYOUT_SM90
+
 GEMM_BACKEND = "tinygemm_gemm_sm90"
 GEMV_VARIANT = "mma sm90"  # bench/tune_w4a16_gemv_sm90.py: the GEMV auto runs from the sm90 layout
 
@@ -28,8 +30,6 @@ def times(path: str, key_col: str, key: str) -> dict:
 
 
 def table(gemm_csv: str, gemv_csv: str) -> dict:
-    from tinygemm.crossover import entries
-
     return entries(times(gemv_csv, "variant", GEMV_VARIANT), times(gemm_csv, "backend", GEMM_BACKEND))
 
 

@@ -51,11 +51,11 @@ def main():
                 by_layout[layout] = [q] + [q.clone() for _ in range(n - 1)]
             for M in [int(v) for v in a.m.split(",")]:
                 x = torch.randn(M, K, device="cuda").half()
+                y = torch.empty((M, N), dtype=x.dtype, device="cuda")
                 for name, layout, kw in variants():
                     qs = by_layout[layout]
 
-                    def call(q, kw=kw, x=x, M=M):
-                        y = torch.empty((M, N), dtype=x.dtype, device="cuda")
+                    def call(q, kw=kw, x=x, y=y, M=M):
                         _C.w4a16_gemv(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0, y.data_ptr(), M, N,
                                       K, a.gs, dtype_name(x.dtype), stream_handle(), layout=q.layout, **kw)
 

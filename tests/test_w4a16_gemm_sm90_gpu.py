@@ -8,7 +8,7 @@ import torch
 import tinygemm
 from tinygemm import _C, api, formats
 from tinygemm._ext import dtype_name, stream_handle
-from test_w4a16_gpu import DTYPES, GROUPS, M_LIST, check, kn_list, poisoned
+from test_w4a16_gpu import DTYPES, GROUPS, M_LIST, check, gemv, kn_list, poisoned
 
 pytestmark = pytest.mark.gpu
 
@@ -62,13 +62,8 @@ def test_every_gemm_sm90_configuration(block_m, split):
 
 def gemv_sm90(x, qw, impl, **cfg):
     """The GEMV from the sm90 layout with the implementation named ('mma': the register GEMV's
-    natural-k x loads; 'tma': the bulk-copy GEMV)."""
-    K, N = qw.shape
-    y = poisoned((x.shape[0], N), x.dtype)
-    _C.w4a16_gemv(x.data_ptr(), qw.qweight.data_ptr(), qw.scales.data_ptr(),
-                  qw.zeros.data_ptr() if qw.zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
-                  qw.group_size, dtype_name(x.dtype), stream_handle(), impl=impl, layout=qw.layout, **cfg)
-    return y
+    shared-memory x path; 'tma': the bulk-copy GEMV)."""
+    return gemv(x, qw, impl=impl, **cfg)
 
 
 @pytest.mark.parametrize("gs", GROUPS)

@@ -40,7 +40,7 @@ def gemv(x, qw, **cfg):
     y = poisoned((x.shape[0], N), x.dtype)
     _C.w4a16_gemv(x.data_ptr(), qw.qweight.data_ptr(), qw.scales.data_ptr(),
                   qw.zeros.data_ptr() if qw.zeros is not None else 0, y.data_ptr(), x.shape[0], N, K,
-                  qw.group_size, dtype_name(x.dtype), stream_handle(), **cfg)
+                  qw.group_size, dtype_name(x.dtype), stream_handle(), layout=qw.layout, **cfg)
     return y
 
 

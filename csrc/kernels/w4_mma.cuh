@@ -125,6 +125,17 @@ struct GemvStage {
   std::uint32_t zm[kChunks][NT][NG][2];
 };
 
+// The GEMVs' per-lane accumulator tiles [NT][MT][4] (the mma C fragments of NT x MT tiles) to zero.
+template <int NT, int MT>
+__device__ __forceinline__ void zero_tiles(float (&a)[NT][MT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[nt][mt][i] = 0.f;
+}
+
 template <typename T, int GS, bool ASYM, int NT, int MT>
 __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4]) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
@@ -132,12 +143,7 @@ __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
     float part[NT][MT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) part[nt][mt][i] = 0.f;
+    zero_tiles(part);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int gi = S::NG == 2 ? j / 2 : 0;

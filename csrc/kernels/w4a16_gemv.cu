@@ -183,12 +183,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
 
   float acc[NT][MT][4];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[nt][mt][i] = 0.f;
+  zero_tiles(acc);
 
   // Two register stages: the loads of the next stage are issued before the current one is
   // computed, so every warp always has 2 x 64 bytes per lane in flight (latency-bound otherwise).
@@ -351,7 +346,8 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   GemvConfig h = w4a16_gemv_config(M, N, K, d.sm_count, major, layout);
   if (cfg.impl == GemvImpl::kAuto) cfg.impl = h.impl;
   if (cfg.impl != h.impl) {  // an implementation named by the caller: its own defaults
-    h = cfg.impl == GemvImpl::kTma ? GemvConfig{1, 16, GemvImpl::kTma} : w4a16_gemv_config(M, N, K, d.sm_count, major);
+    h = cfg.impl == GemvImpl::kTma ? GemvConfig{kGemvTmaShapes[0][0], kGemvTmaShapes[0][1], GemvImpl::kTma}
+                                   : w4a16_gemv_config(M, N, K, d.sm_count, major);
   }
   if (cfg.n_tiles == 0) cfg.n_tiles = h.n_tiles;
   if (cfg.warps == 0) cfg.warps = h.warps;

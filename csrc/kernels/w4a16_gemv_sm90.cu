@@ -145,12 +145,7 @@ __global__ void __launch_bounds__(CW * 32 + 32, 1)
   const int g = lane >> 2, t = lane & 3;
   const std::uint32_t zsym = splat(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
   float acc[NT][MT][4];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[nt][mt][i] = 0.f;
+  zero_tiles(acc);
   // ldmatrix row addresses: lane l gives row l % 8 of matrix l / 8; rows past M repeat row M - 1
   // (their outputs are never written), so no row is read uninitialized
   int xoff[MT];
