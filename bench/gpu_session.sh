@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
+#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
@@ -52,6 +52,9 @@ for s in $stages; do
         --out "$OUT/tune_gemv_sm90.csv" >"$OUT/tune_gemv_sm90.log" 2>&1
       grep "^sum" "$OUT/tune_gemv_sm90.log"
       python3 bench/int4_ncu.py --m 1,8,16 --kernels gemv --out "$OUT/int4_ncu" 2>&1 | tail -24 ;;
+    gemm-ncu)
+      log "Hopper GEMM per layer under ncu (tensor-pipe rate, stalls), Llama-3-8B TP1"
+      python3 bench/int4_ncu.py --m "${NCU_M:-16,128,512}" --kernels gemm_sm90 --out "$OUT/int4_ncu_gemm" 2>&1 | tail -16 ;;
     test-triton)
       log "Triton GEMM GPU tests"
       python3 -m pytest tests/test_w4a16_gpu.py -q -x -p no:cacheprovider -k "triton or public_api or opcheck" 2>&1 \

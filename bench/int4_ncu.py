@@ -30,6 +30,12 @@ METRICS = [
     "smsp__warp_issue_stalled_short_scoreboard_per_warp_active.pct",
     "smsp__issue_active.avg.pct_of_peak_sustained_active",
 ]
+# Hopper's wgmma pipe (the tensor-core rate the Hopper GEMM reaches) and the warps waiting on the
+# wgmma results / the math pipe: asked for first, dropped if this ncu does not know them
+TENSOR_METRICS = [
+    "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
+]
 
 
 def calls(model: str, tp: int, ms: list[int], kernels: list[str]):
@@ -85,11 +91,16 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     me = [sys.executable, os.path.abspath(__file__), "--worker", "--model", a.model, "--tp", str(a.tp), "--m", a.m,
           "--kernels", a.kernels, "--out", a.out]
-    try:
-        ks = profile.run_ncu(me, METRICS)
-    except RuntimeError as e:  # an ncu without one of the stall metrics: the rest still says a lot
-        print(f"retrying without the stall metrics: {e}")
-        ks = profile.run_ncu(me, [m for m in METRICS if "stalled" not in m])
+    ks = None
+    for what, ms_ in (("all metrics", METRICS + TENSOR_METRICS), ("no tensor-pipe metrics", METRICS),
+                      ("no stall metrics", [m for m in METRICS if "stalled" not in m])):
+        try:
+            ks = profile.run_ncu(me, ms_)
+            break
+        except RuntimeError as e:  # an ncu without one of the metrics: the rest still says a lot
+            print(f"ncu failed ({what}): {e}")
+    if ks is None:
+        raise SystemExit("ncu failed with every metric set (above)")
     plan = json.load(open(os.path.join(a.out, "plan.json")))
     if len(ks) != len(plan):
         raise SystemExit(f"ncu saw {len(ks)} kernels, expected {len(plan)} (one per call)")
@@ -119,7 +130,8 @@ def main():
               f"busy={r.get('sm_busy_pct', '')}% occ={g(r, 'sm__warps_active'):>5s}% "
               f"regs={g(r, 'launch__registers')} grid={g(r, 'launch__grid_size')}x{g(r, 'launch__block_size')} "
               f"stall lsb={g(r, 'smsp__warp_issue_stalled_long')} bar={g(r, 'smsp__warp_issue_stalled_barrier')} "
-              f"wait={g(r, 'smsp__warp_issue_stalled_wait')} issue={g(r, 'smsp__issue_active')}", flush=True)
+              f"wait={g(r, 'smsp__warp_issue_stalled_wait')} issue={g(r, 'smsp__issue_active')} "
+              f"gmma={g(r, 'sm__pipe_tensor_op_gmma')}% hmma={g(r, 'sm__pipe_tensor_op_hmma')}%", flush=True)
 
 
 if __name__ == "__main__":
