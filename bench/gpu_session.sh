@@ -42,7 +42,7 @@ for s in $stages; do
                tests/test_checkpoint_formats.py; do
         b=$(basename "$f" .py)
         log "GPU tests: $f"
-        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" -q -m "gpu or vllm" -p no:cacheprovider -rfE \
+        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" -q -m "gpu or vllm" -p no:cacheprovider -rfE --durations=12 \
           --junitxml="$OUT/$b.xml" >"$OUT/$b.log" 2>&1
         echo "   exit $? ($(tail -1 "$OUT/$b.log"))" | tee -a "$OUT/session.log"
       done ;;
