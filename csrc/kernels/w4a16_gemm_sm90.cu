@@ -20,6 +20,7 @@
 // Per-channel scales (group_size -1) are applied to the fp32 result instead of each weight.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -28,6 +29,7 @@
 #include "tinygemm/status.h"
 #include "sm90_common.cuh"
 #include "w4_common.cuh"
+#include "w4_mma.cuh"
 #include "w4a16.h"
 #include "wgmma_rs.cuh"
 
@@ -55,6 +57,10 @@ struct Sm90Shape {
   static constexpr int kRed = BM * (kBN + kRedPad) * 4;    // epilogue tile, aliases the stages
   static constexpr int kSmem = std::max(kStages * kStageBytes, kRed) + 2 * 8 * kStages + 1024;
   static constexpr int kThreads = WG * 128 + 32;
+  // chunks per wgmma wait (the consumer loop): four where the registers allow (one CTA per SM, or
+  // 8-token tiles), two under the two-CTA register cap
+  static constexpr int kWindow = kMinBlocks == 1 || BM <= 8 ? 4 : 2;
+  static_assert(kWindow % 2 == 0, "the second warpgroup's first window is half a window");
   static_assert(kStages >= 2, "a stage ring needs two stages");
   static_assert(kX % 1024 == 0, "128-byte swizzled x boxes need 1024-byte alignment");
 };
@@ -76,7 +82,8 @@ __device__ __forceinline__ std::uint64_t desc_sw128(const void* p) {
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
@@ -97,7 +104,7 @@ __device__ __forceinline__ int cluster_rank() {
 }
 
 // Packed x2 arithmetic in the activation dtype: sub / add / mul of two halves at once, one
-// instruction each (hadd2<T>, hsub2<T>, hmul2<T>).
+// instruction each (hadd2<T>, hmul2<T>).
 #define TG_X2_OP(NAME, PTX)                                                                   \
   template <typename T>                                                                       \
   __device__ __forceinline__ std::uint32_t NAME(std::uint32_t a, std::uint32_t b);            \
@@ -113,7 +120,6 @@ __device__ __forceinline__ int cluster_rank() {
     asm(PTX ".rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                             \
     return r;                                                                                 \
   }
-TG_X2_OP(hsub2, "sub")
 TG_X2_OP(hadd2, "add")
 TG_X2_OP(hmul2, "mul")
 #undef TG_X2_OP
@@ -192,21 +198,32 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       const float z = p.gps == 0 && p.asym ? Traits<T>::to_float(static_cast<const T*>(p.zeros)[n]) : 8.f;
       zch[h] = splat(Traits<T>::from_float(Traits<T>::kMagic + z));
     }
-    for (int i = 0; i < nst; ++i) {
-      const int s = i % STAGES;
-      mbar_wait(&full[s], (i / STAGES) & 1);
-      const int c = (it0 + i) * KC;
+    // The consumers wait for their wgmmas once per window of W chunks, not per chunk: each chunk is
+    // dequantized while the window's earlier chunks run on the tensor cores, so only the window's
+    // first dequant and its last wgmmas are exposed, and the second warpgroup runs half a window
+    // out of phase (its first window is half as long) so that each one's exposed part overlaps the
+    // other's wgmmas. ptxas keeps the A registers of a window's chunks apart; it would serialize
+    // every wgmma if they were redefined while a group that read them might still run (C7513), and
+    // it does when a window's registers do not fit (C7511), hence W per tile (S::kWindow). A stage
+    // goes back to the producer after the wait of the window holding its last chunk: wgmma reads x
+    // from shared memory asynchronously.
+    constexpr int W = S::kWindow;
+    const int nch = nst * KC;  // this CTA's chunks; chunk g is chunk g % KC of stage g / KC
+    auto window = [&](int g0, auto nw_) {
+      constexpr int NW = decltype(nw_)::value;
+      std::uint32_t a[NW][4][4];
 #pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
+      for (int u = 0; u < NW; ++u) {
+        const int g = g0 + u, i = g / KC, kc = g % KC, s = i % STAGES;
+        if (u == 0 || kc == 0) mbar_wait(&full[s], (i / STAGES) & 1);
+        const int c = (it0 + i) * KC;
         const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
         const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
-        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
-        // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
-        std::uint32_t a[4][4];
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
+          // per 32-deep half chunk (groups are >= 32 deep): the group's scale (1 per channel: applied
+          // to the result) and 1024 + zero point, for rows row and row + 8
           const int k0 = (c + kc) * 64 + 32 * hh;
-          // the group's scale (1 per channel: applied to the result) and 1024 + zero point, per row
           std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
           if (p.gps) {
             const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
@@ -218,28 +235,35 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
               zz[1] = hadd2<T>(splat(zp[8]), magic);
             }
           }
+          // (q - z) exact (the GEMV's dequant_word), its product with the scale rounds once, as a
+          // dequantized weight matrix would
 #pragma unroll
           for (int jj = 0; jj < 2; ++jj) {
+            const int j = 2 * hh + jj;
+            dequant_word<T>(words[j], zz[0], zz[1], a[u][j]);
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd); (q - z) is exact,
-              // its product with the scale rounds once, as a dequantized weight matrix would
-              const std::uint32_t v = and_or(words[2 * hh + jj] >> (4 * q), 0x000F000Fu, magic);
-              a[2 * hh + jj][q] = hmul2<T>(hsub2<T>(v, zz[q & 1]), sc[q & 1]);
-            }
+            for (int q = 0; q < 4; ++q) a[u][j][q] = hmul2<T>(a[u][j][q], sc[q & 1]);
           }
         }
+        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
         wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
+        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[u][j], desc + 2 * j, 1);  // +32 bytes per k16 step
       }
-      // Waiting for this stage's wgmmas before the next dequant cost nothing measurable (keeping one
-      // group in flight was within 1 % over 200 shapes: the other warpgroup fills the tensor cores),
-      // and it is what makes overwriting the A registers safe: wgmma reads them asynchronously.
       wgmma_commit();
-      wgmma_wait0();
-      if (lane == 0) mbar_arrive(&empty[s]);
+      wgmma_wait<0>();
+      if (lane == 0)
+#pragma unroll
+        for (int u = 0; u < NW; ++u)
+          if ((g0 + u) % KC == KC - 1) mbar_arrive(&empty[((g0 + u) / KC) % STAGES]);
+    };
+    int g = 0;
+    if (wg == 1 && nch >= W / 2) {
+      window(g, std::integral_constant<int, W / 2>{});
+      g += W / 2;
     }
+    for (; g + W <= nch; g += W) window(g, std::integral_constant<int, W>{});
+    for (; g < nch; ++g) window(g, std::integral_constant<int, 1>{});  // the tail (chunks are whole stages)
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
       const float s0 = Traits<T>::to_float(sp[std::min(n0 + row, p.N - 1)]);
