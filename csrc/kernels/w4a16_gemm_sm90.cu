@@ -19,6 +19,7 @@
 //     this is how narrow layers (N = 4096: 32 column blocks) fill 132 SMs.
 // Per-channel scales (group_size -1) are applied to the fp32 result instead of each weight.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -120,13 +121,14 @@ __device__ __forceinline__ int cluster_rank() {
     asm(PTX ".rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                             \
     return r;                                                                                 \
   }
+TG_X2_OP(hsub2, "sub")
 TG_X2_OP(hadd2, "add")
 TG_X2_OP(hmul2, "mul")
 #undef TG_X2_OP
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <typename T, int BM, int WG>
+template <typename T, int BM, int WG, int V>
 __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>::kMinBlocks)
     w4a16_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                            const __grid_constant__ CUtensorMap tm_s, const __grid_constant__ CUtensorMap tm_z,
@@ -207,6 +209,7 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
     // it does when a window's registers do not fit (C7511), hence W per tile (S::kWindow). A stage
     // goes back to the producer after the wait of the window holding its last chunk: wgmma reads x
     // from shared memory asynchronously.
+    if constexpr (V == 2) {
     constexpr int W = S::kWindow;
     const int nch = nst * KC;  // this CTA's chunks; chunk g is chunk g % KC of stage g / KC
     auto window = [&](int g0, auto nw_) {
@@ -264,6 +267,62 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
     }
     for (; g + W <= nch; g += W) window(g, std::integral_constant<int, W>{});
     for (; g < nch; ++g) window(g, std::integral_constant<int, 1>{});  // the tail (chunks are whole stages)
+    } else {
+    for (int i = 0; i < nst; ++i) {
+      const int s = i % STAGES;
+      mbar_wait(&full[s], (i / STAGES) & 1);
+      const int c = (it0 + i) * KC;
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+        const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
+        const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
+        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
+        // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
+        std::uint32_t a[4][4];
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int k0 = (c + kc) * 64 + 32 * hh;
+          // the group's scale (1 per channel: applied to the result) and 1024 + zero point, per row
+          std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
+          if (p.gps) {
+            const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
+            sc[0] = splat(sp[0]);
+            sc[1] = splat(sp[8]);
+            if (p.asym) {
+              const T* zp = sp + (z_st(s) - s_st(s));
+              zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
+              zz[1] = hadd2<T>(splat(zp[8]), magic);
+            }
+          }
+#pragma unroll
+          for (int jj = 0; jj < 2; ++jj) {
+            if constexpr (V == 1) {
+              dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
+#pragma unroll
+              for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
+            } else {
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd); (q - z) is exact,
+              // its product with the scale rounds once, as a dequantized weight matrix would
+              const std::uint32_t v = and_or(words[2 * hh + jj] >> (4 * q), 0x000F000Fu, magic);
+              a[2 * hh + jj][q] = hmul2<T>(hsub2<T>(v, zz[q & 1]), sc[q & 1]);
+            }
+          }
+            }
+        }
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
+      }
+      // Waiting for this stage's wgmmas before the next dequant cost nothing measurable (keeping one
+      // group in flight was within 1 % over 200 shapes: the other warpgroup fills the tensor cores),
+      // and it is what makes overwriting the A registers safe: wgmma reads them asynchronously.
+      wgmma_commit();
+      wgmma_wait<0>();
+      if (lane == 0) mbar_arrive(&empty[s]);
+    }
+    }
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
       const float s0 = Traits<T>::to_float(sp[std::min(n0 + row, p.N - 1)]);
@@ -314,7 +373,7 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
 
 // --- host ------------------------------------------------------------------------------------------
 
-template <typename T, int BM, int WG>
+template <typename T, int BM, int WG, int V>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
@@ -352,7 +411,7 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.zeros = z;
   prm.y = y;
 
-  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG>;
+  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG, V>;
   // more than 48 KB of shared memory needs an opt-in, once per instantiation and device
   static bool opted_in[kMaxDevices] = {};
   const int dev = device_props().index;
@@ -379,8 +438,14 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
 template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
+  // EXPERIMENT (to be removed): TG_SM90_VARIANT 0 = per-stage wait, 1 = + dequant_word, 2 = windows
+  static const int variant = [] { const char* e = std::getenv("TG_SM90_VARIANT"); return e ? std::atoi(e) : 2; }();
 #define TG_CALL_BM(BM_) \
-  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
+  if (c.block_m == BM_) { \
+    if (variant == 0) return launch_sm90<T, BM_, 2, 0>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
+    if (variant == 1) return launch_sm90<T, BM_, 2, 1>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
+    return launch_sm90<T, BM_, 2, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
+  }
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
