@@ -27,6 +27,10 @@ def main():
     p.add_argument("--out", default="tune_w4a16_gemm_sm90.csv")
     a = p.parse_args()
     dev = _C.device_info()
+    # the co-resident cluster counts the split heuristic's wave model reads, printed for the record
+    for bm in BLOCK_M:
+        caps = [_C.w4a16_gemm_sm90_clusters(bm, s) for s in range(1, 9)]
+        print(f"clusters at once, block_m={bm:3d}, split 1..8: {caps}", flush=True)
     bw = ceilings.copy_bandwidth_gbps()
     rows = []
     for s in shapes.layer_shapes(a.model, a.tp):

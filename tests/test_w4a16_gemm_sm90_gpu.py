@@ -192,6 +192,27 @@ def test_gemm_sm90_rejects_bad_config():
         gemm_sm90(x, qw, split=9)
 
 
+def test_cluster_counts_and_the_split_they_choose():
+    """The co-resident cluster counts the split heuristic reads: one-CTA clusters fill every SM with
+    the occupancy the kernel was sized for (2 CTAs per SM up to 64 tokens, 1 above), wider clusters
+    never hold more CTAs than that, and the heuristic's split stays in 1..8 and within K's stages."""
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for bm in (8, 16, 32, 64, 128):
+        per_sm = 2 if bm <= 64 else 1
+        caps = [_C.w4a16_gemm_sm90_clusters(bm, s) for s in range(1, 9)]
+        assert caps[0] == sms * per_sm, (bm, caps)
+        for s, cap in enumerate(caps, 1):
+            assert 1 <= cap and cap * s <= sms * per_sm, (bm, s, caps)
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="split must be 1..8"):
+            _C.w4a16_gemm_sm90_clusters(128, bad)
+    with pytest.raises(ValueError, match="block_m must be"):
+        _C.w4a16_gemm_sm90_clusters(48, 2)
+    for M, N, K in [(1, 4096, 4096), (16, 4096, 14336), (128, 6144, 4096), (512, 28672, 4096), (77, 2112, 7168)]:
+        c = _C.w4a16_gemm_sm90_config(M, N, K, sms)
+        assert 1 <= c["split"] <= 8 and c["split"] <= K // 128, (M, N, K, c)
+
+
 def test_auto_dispatch_and_its_description():
     """auto from the sm90 layout: the GEMV up to GEMV_MAX_M_SM90 rows, the Hopper GEMM above; describe()
     names what runs with the heuristics' configuration."""

@@ -208,6 +208,8 @@ PYBIND11_MODULE(_C, m) {
         return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split);
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"));
+  m.def("w4a16_gemm_sm90_clusters", &tg::w4a16_gemm_sm90_clusters, py::arg("block_m"), py::arg("split"),
+        "Clusters of `split` CTAs of the block_m-token Hopper GEMM the current GPU runs at once (0: unknown)");
   m.def(
       "w4_dequant",
       [](std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t w, int N, int K,

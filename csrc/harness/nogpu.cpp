@@ -34,6 +34,7 @@ void w4_dequant(const void*, const void*, const void*, void*, int, int, int, DTy
   throw NoGpuBuild("w4_dequant");
 }
 void gptq_to_layout(const void*, void*, int, int, std::uintptr_t) { throw NoGpuBuild("gptq_to_layout"); }
+int w4a16_gemm_sm90_clusters(int, int) { return 0; }  // unknown: the config falls back to SMs / split
 void w4a16_gemm_sm90(const void*, const void*, const void*, const void*, void*, int, int, int, int, DType,
                      std::uintptr_t, GemmSm90Config) {
   throw NoGpuBuild("w4a16_gemm_sm90");

@@ -100,6 +100,11 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
 // The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
 
+// How many clusters of `split` CTAs of the block_m-token kernel the current GPU runs at once
+// (cudaOccupancyMaxActiveClusters: a cluster must fit in one GPC, so this is not SMs / split);
+// 0 where unknown (a build without Hopper code). Cached per device.
+int w4a16_gemm_sm90_clusters(int block_m, int split);
+
 // The packed layouts' shape rules, the one home of them (formats.check_shape, gptq_to_layout and
 // every INT4 kernel call these): group_size one of kW4GroupSizes (-1 = one group per column), N % 16 == 0
 // (16-wide output tiles), K % 64 == 0 (64-deep chunks), K % group_size == 0. Throws

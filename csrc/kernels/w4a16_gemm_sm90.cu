@@ -19,9 +19,7 @@
 //     this is how narrow layers (N = 4096: 32 column blocks) fill 132 SMs.
 // Per-channel scales (group_size -1) are applied to the fp32 result instead of each weight.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -58,10 +56,6 @@ struct Sm90Shape {
   static constexpr int kRed = BM * (kBN + kRedPad) * 4;    // epilogue tile, aliases the stages
   static constexpr int kSmem = std::max(kStages * kStageBytes, kRed) + 2 * 8 * kStages + 1024;
   static constexpr int kThreads = WG * 128 + 32;
-  // chunks per wgmma wait (the consumer loop): four where the registers allow (one CTA per SM, or
-  // 8-token tiles), two under the two-CTA register cap
-  static constexpr int kWindow = kMinBlocks == 1 || BM <= 8 ? 4 : 2;
-  static_assert(kWindow % 2 == 0, "the second warpgroup's first window is half a window");
   static_assert(kStages >= 2, "a stage ring needs two stages");
   static_assert(kX % 1024 == 0, "128-byte swizzled x boxes need 1024-byte alignment");
 };
@@ -83,8 +77,7 @@ __device__ __forceinline__ std::uint64_t desc_sw128(const void* p) {
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
@@ -121,14 +114,13 @@ __device__ __forceinline__ int cluster_rank() {
     asm(PTX ".rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                             \
     return r;                                                                                 \
   }
-TG_X2_OP(hsub2, "sub")
 TG_X2_OP(hadd2, "add")
 TG_X2_OP(hmul2, "mul")
 #undef TG_X2_OP
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <typename T, int BM, int WG, int V>
+template <typename T, int BM, int WG>
 __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>::kMinBlocks)
     w4a16_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                            const __grid_constant__ CUtensorMap tm_s, const __grid_constant__ CUtensorMap tm_z,
@@ -200,74 +192,6 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       const float z = p.gps == 0 && p.asym ? Traits<T>::to_float(static_cast<const T*>(p.zeros)[n]) : 8.f;
       zch[h] = splat(Traits<T>::from_float(Traits<T>::kMagic + z));
     }
-    // The consumers wait for their wgmmas once per window of W chunks, not per chunk: each chunk is
-    // dequantized while the window's earlier chunks run on the tensor cores, so only the window's
-    // first dequant and its last wgmmas are exposed, and the second warpgroup runs half a window
-    // out of phase (its first window is half as long) so that each one's exposed part overlaps the
-    // other's wgmmas. ptxas keeps the A registers of a window's chunks apart; it would serialize
-    // every wgmma if they were redefined while a group that read them might still run (C7513), and
-    // it does when a window's registers do not fit (C7511), hence W per tile (S::kWindow). A stage
-    // goes back to the producer after the wait of the window holding its last chunk: wgmma reads x
-    // from shared memory asynchronously.
-    if constexpr (V == 2) {
-    constexpr int W = S::kWindow;
-    const int nch = nst * KC;  // this CTA's chunks; chunk g is chunk g % KC of stage g / KC
-    auto window = [&](int g0, auto nw_) {
-      constexpr int NW = decltype(nw_)::value;
-      std::uint32_t a[NW][4][4];
-#pragma unroll
-      for (int u = 0; u < NW; ++u) {
-        const int g = g0 + u, i = g / KC, kc = g % KC, s = i % STAGES;
-        if (u == 0 || kc == 0) mbar_wait(&full[s], (i / STAGES) & 1);
-        const int c = (it0 + i) * KC;
-        const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
-        const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          // per 32-deep half chunk (groups are >= 32 deep): the group's scale (1 per channel: applied
-          // to the result) and 1024 + zero point, for rows row and row + 8
-          const int k0 = (c + kc) * 64 + 32 * hh;
-          std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
-          if (p.gps) {
-            const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
-            sc[0] = splat(sp[0]);
-            sc[1] = splat(sp[8]);
-            if (p.asym) {
-              const T* zp = sp + (z_st(s) - s_st(s));
-              zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
-              zz[1] = hadd2<T>(splat(zp[8]), magic);
-            }
-          }
-          // (q - z) exact (the GEMV's dequant_word), its product with the scale rounds once, as a
-          // dequantized weight matrix would
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-            const int j = 2 * hh + jj;
-            dequant_word<T>(words[j], zz[0], zz[1], a[u][j]);
-#pragma unroll
-            for (int q = 0; q < 4; ++q) a[u][j][q] = hmul2<T>(a[u][j][q], sc[q & 1]);
-          }
-        }
-        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[u][j], desc + 2 * j, 1);  // +32 bytes per k16 step
-      }
-      wgmma_commit();
-      wgmma_wait<0>();
-      if (lane == 0)
-#pragma unroll
-        for (int u = 0; u < NW; ++u)
-          if ((g0 + u) % KC == KC - 1) mbar_arrive(&empty[((g0 + u) / KC) % STAGES]);
-    };
-    int g = 0;
-    if (wg == 1 && nch >= W / 2) {
-      window(g, std::integral_constant<int, W / 2>{});
-      g += W / 2;
-    }
-    for (; g + W <= nch; g += W) window(g, std::integral_constant<int, W>{});
-    for (; g < nch; ++g) window(g, std::integral_constant<int, 1>{});  // the tail (chunks are whole stages)
-    } else {
     for (int i = 0; i < nst; ++i) {
       const int s = i % STAGES;
       mbar_wait(&full[s], (i / STAGES) & 1);
@@ -294,34 +218,27 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
               zz[1] = hadd2<T>(splat(zp[8]), magic);
             }
           }
+          // (q - z) exact, the GEMV's dequant_word (fp16: one shift per word, 1.5 % faster here than
+          // three), then its product with the scale rounds once, as a dequantized weight matrix would
 #pragma unroll
           for (int jj = 0; jj < 2; ++jj) {
-            if constexpr (V == 1) {
-              dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
+            dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
 #pragma unroll
-              for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
-            } else {
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              // nibbles q and q + 4 of the word: rows row (q even) or row + 8 (q odd); (q - z) is exact,
-              // its product with the scale rounds once, as a dequantized weight matrix would
-              const std::uint32_t v = and_or(words[2 * hh + jj] >> (4 * q), 0x000F000Fu, magic);
-              a[2 * hh + jj][q] = hmul2<T>(hsub2<T>(v, zz[q & 1]), sc[q & 1]);
-            }
+            for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
           }
-            }
         }
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
       }
-      // Waiting for this stage's wgmmas before the next dequant cost nothing measurable (keeping one
-      // group in flight was within 1 % over 200 shapes: the other warpgroup fills the tensor cores),
-      // and it is what makes overwriting the A registers safe: wgmma reads them asynchronously.
+      // One wait per stage. Waiting less often measured slower: one group kept in flight across
+      // stages was within 1 % and raced; windows of 4 chunks per wait with the two warpgroups half a
+      // window out of phase were 7 % slower over 144 shapes x configurations (README, H200 notes).
+      // ptxas keeps a waited-for group's A registers safe only within the stage: redefining them
+      // while a group that read them may still run serializes every wgmma (C7513).
       wgmma_commit();
-      wgmma_wait<0>();
+      wgmma_wait0();
       if (lane == 0) mbar_arrive(&empty[s]);
-    }
     }
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
@@ -373,7 +290,39 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
 
 // --- host ------------------------------------------------------------------------------------------
 
-template <typename T, int BM, int WG, int V>
+// The kernel, its shared-memory opt-in done (more than 48 KB needs one, per instantiation and device).
+template <typename T, int BM, int WG>
+auto opted_in() {
+  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG>;
+  static bool done[kMaxDevices] = {};
+  const int dev = device_props().index;
+  if (!done[dev]) {
+    TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sm90Shape<BM, WG>::kSmem));
+    done[dev] = true;
+  }
+  return kernel;
+}
+
+template <int BM>
+int max_clusters(int split) {
+  using Sh = Sm90Shape<BM, 2>;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(1, 1, split);
+  cfg.blockDim = dim3(Sh::kThreads);
+  cfg.dynamicSmemBytes = Sh::kSmem;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = split;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int n = 0;
+  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &cfg));
+  return n;
+}
+
+template <typename T, int BM, int WG>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
@@ -411,14 +360,7 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.zeros = z;
   prm.y = y;
 
-  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG, V>;
-  // more than 48 KB of shared memory needs an opt-in, once per instantiation and device
-  static bool opted_in[kMaxDevices] = {};
-  const int dev = device_props().index;
-  if (!opted_in[dev]) {
-    TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmem));
-    opted_in[dev] = true;
-  }
+  auto kernel = opted_in<T, BM, WG>();
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3((M + BM - 1) / BM, (N + Sh::kBN - 1) / Sh::kBN, split);
   cfg.blockDim = dim3(Sh::kThreads);
@@ -438,14 +380,8 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
 template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
-  // EXPERIMENT (to be removed): TG_SM90_VARIANT 0 = per-stage wait, 1 = + dequant_word, 2 = windows
-  static const int variant = [] { const char* e = std::getenv("TG_SM90_VARIANT"); return e ? std::atoi(e) : 2; }();
 #define TG_CALL_BM(BM_) \
-  if (c.block_m == BM_) { \
-    if (variant == 0) return launch_sm90<T, BM_, 2, 0>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
-    if (variant == 1) return launch_sm90<T, BM_, 2, 1>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
-    return launch_sm90<T, BM_, 2, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
-  }
+  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
@@ -456,6 +392,29 @@ void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, vo
 }
 
 }  // namespace
+
+int w4a16_gemm_sm90_clusters(int block_m, int split) {
+  TG_CHECK_ARG(split >= 1 && split <= 8, "w4a16_gemm_sm90_clusters: split must be 1..8; got ", split);
+  const DeviceProps& d = device_props();
+  if (d.cc_major != 9 || d.cc_minor != 0) return 0;
+  constexpr int kBms[] = {8, 16, 32, 64, 128};
+  int b = 0;
+  while (b < 5 && kBms[b] != block_m) ++b;
+  TG_CHECK_ARG(b < 5, "w4a16_gemm_sm90_clusters: block_m must be 8, 16, 32, 64 or 128; got ", block_m);
+  static int cache[kMaxDevices][5][9] = {};  // 0 = not asked yet (a real answer is >= 1)
+  int& n = cache[d.index][b][split];
+  if (n == 0) {
+    switch (block_m) {
+      case 8: n = max_clusters<8>(split); break;
+      case 16: n = max_clusters<16>(split); break;
+      case 32: n = max_clusters<32>(split); break;
+      case 64: n = max_clusters<64>(split); break;
+      default: n = max_clusters<128>(split); break;
+    }
+    n = std::max(n, 1);
+  }
+  return n;
+}
 
 void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, const void* zeros, void* y, int M,
                      int N, int K, int group_size, DType dtype, std::uintptr_t stream, GemmSm90Config cfg) {

@@ -18,6 +18,7 @@ namespace {
 }
 }  // namespace
 
+int w4a16_gemm_sm90_clusters(int, int) { return 0; }  // unknown: the config falls back to SMs / split
 void w4a16_gemm_sm90(const void*, const void*, const void*, const void*, void*, int, int, int, int, DType,
                      std::uintptr_t, GemmSm90Config) {
   no_sm90("w4a16_gemm_sm90");

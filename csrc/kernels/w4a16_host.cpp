@@ -107,16 +107,34 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
   // - the narrowest token tile that holds M (wgmma's N costs nothing extra up to it), 128 beyond:
   //   two 128-token CTAs beat one of 256 at M = 512 on every layer (a 256-wide tile's 128
   //   accumulator registers per thread made ptxas serialize its wgmmas);
-  // - split K across a cluster until the CTAs fill the SMs (tiles of <= 64 tokens run 2 CTAs per
-  //   SM), keeping >= 16 chunks (1024 k) per CTA; 128-token tiles gained from a split of 2 at most;
   // - group scales on each weight in the activation dtype: applying them to each group's fp32
   //   product instead (fewer dequant instructions, one wgmma wait per group) never won.
   c.block_m = 8;
   while (c.block_m < M && c.block_m < 128) c.block_m *= 2;
-  const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);
-  const int slots = sm_count * (c.block_m <= 64 ? 2 : 1);
-  const int max_split = c.block_m <= 64 ? 8 : 2;
-  c.split = std::max(1, std::min({max_split, slots / std::max(ctas, 1), K / 64 / 16}));
+  // The K split: the one with the fewest chunk-times in the critical path, a CTA costing its share
+  // of the 64-deep chunks plus a fixed kFixedChunks (fill, drain, the cluster's reduction: the
+  // sweep's times fit t = a (chunks / split) + b with b / a ~ 20 at every tile size), times the
+  // waves its clusters take. Waves come from the GPU's own count of co-resident clusters (a
+  // cluster lives in one GPC, so 4-CTA clusters of 1-CTA-per-SM tiles do not fit 132 / 4 at once:
+  // that split measured slower than 3 on every narrow layer). CTAs sharing an SM (tiles of <= 64
+  // tokens run two per SM) each run ~15 % slower than alone. Ties go to the smaller split.
+  constexpr double kFixedChunks = 20.0, kShared = 1.15;
+  const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);  // clusters
+  const int per_sm = c.block_m <= 64 ? 2 : 1;
+  const int stages = K / 128;  // 2 chunks per stage
+  double best = 0;
+  for (int s = 1; s <= 8 && s <= stages; ++s) {
+    int cap = w4a16_gemm_sm90_clusters(c.block_m, s);
+    if (cap <= 0) cap = std::max(1, sm_count * per_sm / s);  // not a Hopper build: SMs / split
+    const int waves = (ctas + cap - 1) / cap;
+    const int per_wave = std::min(ctas, cap) * s;  // CTAs in a full wave
+    const double shared = per_sm == 2 && per_wave > sm_count ? kShared : 1.0;
+    const double cost = waves * (2.0 * ((stages + s - 1) / s) + kFixedChunks) * shared;
+    if (s == 1 || cost < best * 0.99) {
+      best = cost;
+      c.split = s;
+    }
+  }
   return c;
 }
 
