@@ -420,3 +420,22 @@ def test_cluster_merge_jobs_merge_the_shard_directories(tmp_path, small_plan):
                            text=True, env={**env, **kenv}, timeout=120)
         assert r.returncode == 0, r.stderr
     assert (run / "results.csv").read_text() == first
+
+
+def test_resume_may_grow_an_unsharded_plan_only(tmp_path):
+    """--resume over a finished run with more batch sizes (same options) continues it; dropping
+    points, changing an option or growing a shard's plan is refused."""
+    p, a = plan("--model", "Llama-3-8B", "--batches", "1,2")
+    rec = shard.plan_record(p, shard.plan_options(a))
+    d = write_shard(tmp_path / "run", p, rec, 0, 1)
+    p3, a3 = plan("--model", "Llama-3-8B", "--batches", "1,2,4")
+    grown = shard.plan_record(p3, shard.plan_options(a3))
+    assert shard.resume_conflict(d, grown, shard.shard_record(p3, 0, 1)) is None
+    p1, a1 = plan("--model", "Llama-3-8B", "--batches", "1")
+    assert "another plan" in shard.resume_conflict(d, shard.plan_record(p1, shard.plan_options(a1)),
+                                                   shard.shard_record(p1, 0, 1))
+    pb, ab = plan("--model", "Llama-3-8B", "--batches", "1,2,4", "--dtype", "bf16")
+    assert "dtype" in shard.resume_conflict(d, shard.plan_record(pb, shard.plan_options(ab)),
+                                            shard.shard_record(pb, 0, 1))
+    s = write_shard(tmp_path / "shard", p, rec, 1, 3)
+    assert "another plan" in shard.resume_conflict(s, grown, shard.shard_record(p3, 1, 3))

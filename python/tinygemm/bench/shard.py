@@ -159,15 +159,30 @@ def resume_conflict(out: str, plan_rec: dict, shard_rec: dict) -> str | None:
     except ValueError as e:  # read_json: unreadable or not JSON, the message names the path
         return f"{e}; remove it or choose another --out"
     old_plan = (old.get("plan") or {}).get("digest")
-    if old_plan is not None and old_plan != plan_rec["digest"]:
-        diff = plan_differences(old["plan"], plan_rec)
-        return f"{out} holds another plan ({'; '.join(diff)}): --resume continues only the same plan"
     old_shard = old.get("shard") or {}
+    unsharded = old_shard.get("count", 1) == 1 and shard_rec["count"] == 1
+    if old_plan is not None and old_plan != plan_rec["digest"] and not (unsharded and extends(old["plan"], plan_rec)):
+        diff = plan_differences(old["plan"], plan_rec)
+        return (f"{out} holds another plan ({'; '.join(diff)}): --resume continues the same plan, or an "
+                "unsharded one grown with the same options")
     if old_plan is not None and (old_shard.get("index"), old_shard.get("count")) != (shard_rec["index"],
                                                                                        shard_rec["count"]):
         return (f"{out} holds shard {old_shard.get('index')}/{old_shard.get('count')}, not "
                 f"{shard_rec['index']}/{shard_rec['count']}: --resume continues only the same shard")
     return None
+
+
+def extends(old: dict, new: dict) -> bool:
+    """Whether plan record `new` is `old` grown: the same options, and every point of `old` (weight
+    shape x batch size) still in it. An unsharded run may be resumed with more batch sizes or shapes;
+    a shard may not (growing the plan moves the split)."""
+    if old["options"] != new["options"]:
+        return False
+
+    def points(rec):
+        return {(s.model, s.layer, s.tp, s.K, s.N, M) for s in plan_from_record(rec) for M in s.batches}
+
+    return points(old) <= points(new)
 
 
 def plan_differences(a: dict, b: dict) -> list[str]:
