@@ -2,6 +2,8 @@
 // tensors arrive as data pointers, streams as integers (torch.cuda.current_stream().cuda_stream),
 // so one build works with any torch version.
 #include <iterator>
+#include <optional>
+#include <vector>
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
@@ -203,11 +205,23 @@ PYBIND11_MODULE(_C, m) {
       py::arg("block_m") = 0, py::arg("split") = 0);
   m.def(
       "w4a16_gemm_sm90_config",
-      [](int M, int N, int K, int sm_count) {
-        const tg::GemmSm90Config c = tg::w4a16_gemm_sm90_config(M, N, K, sm_count);
+      [](int M, int N, int K, int sm_count, std::optional<std::vector<std::vector<int>>> clusters) {
+        tg::Sm90ClusterCounts counts{};
+        if (clusters) {
+          TG_CHECK_ARG(clusters->size() == 5, "clusters: 5 rows (block_m 8, 16, 32, 64, 128); got ", clusters->size());
+          for (std::size_t b = 0; b < 5; ++b) {
+            TG_CHECK_ARG((*clusters)[b].size() == 8, "clusters: 8 counts per row (split 1..8); row ", b, " has ",
+                         (*clusters)[b].size());
+            for (std::size_t s = 0; s < 8; ++s) {
+              TG_CHECK_ARG((*clusters)[b][s] >= 1, "clusters: counts must be >= 1; got ", (*clusters)[b][s]);
+              counts[b][s] = (*clusters)[b][s];
+            }
+          }
+        }
+        const tg::GemmSm90Config c = tg::w4a16_gemm_sm90_config(M, N, K, sm_count, clusters ? &counts : nullptr);
         return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split);
       },
-      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"));
+      py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("clusters") = py::none());
   m.def("w4a16_gemm_sm90_clusters", &tg::w4a16_gemm_sm90_clusters, py::arg("block_m"), py::arg("split"),
         "Clusters of `split` CTAs of the block_m-token Hopper GEMM the current GPU runs at once (0: unknown)");
   m.def(

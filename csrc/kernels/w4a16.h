@@ -97,8 +97,11 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
                      int M, int N, int K, int group_size, DType dtype, std::uintptr_t stream,
                      GemmSm90Config cfg = {});
 
-// The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs).
-GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count);
+// The configuration the heuristic picks (what w4a16_gemm_sm90 with cfg = {} runs). `clusters`, when
+// given, replaces the current GPU's co-resident cluster counts (w4a16_gemm_sm90_clusters) as
+// clusters[tile][split - 1], tile 0..4 for block_m 8..128: what the heuristic would pick on that GPU.
+using Sm90ClusterCounts = int[5][8];
+GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const Sm90ClusterCounts* clusters = nullptr);
 
 // How many clusters of `split` CTAs of the block_m-token kernel the current GPU runs at once
 // (cudaOccupancyMaxActiveClusters: a cluster must fit in one GPC, so this is not SMs / split);

@@ -101,7 +101,7 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
   return c;
 }
 
-GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
+GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const Sm90ClusterCounts* clusters) {
   GemmSm90Config c;
   // Measured on an H200 over Llama-3-8B's layers (bench/tune_w4a16_gemm_sm90.py, committed results):
   // - the narrowest token tile that holds M (wgmma's N costs nothing extra up to it), 128 beyond:
@@ -110,26 +110,30 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count) {
   // - group scales on each weight in the activation dtype: applying them to each group's fp32
   //   product instead (fewer dequant instructions, one wgmma wait per group) never won.
   c.block_m = 8;
-  while (c.block_m < M && c.block_m < 128) c.block_m *= 2;
+  int tile = 0;
+  while (c.block_m < M && c.block_m < 128) c.block_m *= 2, ++tile;
   // The K split: the one with the fewest chunk-times in the critical path, a CTA costing its share
   // of the 64-deep chunks plus a fixed kFixedChunks (fill, drain, the cluster's reduction: the
   // sweep's times fit t = a (chunks / split) + b with b / a ~ 20 at every tile size), times the
   // waves its clusters take. Waves come from the GPU's own count of co-resident clusters (a
-  // cluster lives in one GPC, so 4-CTA clusters of 1-CTA-per-SM tiles do not fit 132 / 4 at once:
-  // that split measured slower than 3 on every narrow layer). CTAs sharing an SM (tiles of <= 64
-  // tokens run two per SM) each run ~15 % slower than alone. Ties go to the smaller split.
-  constexpr double kFixedChunks = 20.0, kShared = 1.15;
+  // cluster lives in one GPC: on an H200 30 clusters of 4 one-CTA-per-SM tiles fit at once, not
+  // 33, and split 4 measured slower than 3 on every 32-cluster layer). Ties go to the smaller
+  // split; only the splits the sweep measured are candidates. Checked against the H200 sweeps
+  // (bench/results/h200/README.md; tests/test_gemm_sm90_split.py): summed over the layers x M of
+  // Llama-3-8B and 70B TP4, 0.1 % and 2.0 % over the best measured split, against 3.6 % and 4.7 %
+  // for the SMs / CTAs rule before it.
+  constexpr double kFixedChunks = 20.0;
+  constexpr int kSplits[] = {1, 2, 3, 4, 6, 8};
   const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);  // clusters
   const int per_sm = c.block_m <= 64 ? 2 : 1;
   const int stages = K / 128;  // 2 chunks per stage
   double best = 0;
-  for (int s = 1; s <= 8 && s <= stages; ++s) {
-    int cap = w4a16_gemm_sm90_clusters(c.block_m, s);
+  for (const int s : kSplits) {
+    if (s > stages) break;
+    int cap = clusters ? (*clusters)[tile][s - 1] : w4a16_gemm_sm90_clusters(c.block_m, s);
     if (cap <= 0) cap = std::max(1, sm_count * per_sm / s);  // not a Hopper build: SMs / split
     const int waves = (ctas + cap - 1) / cap;
-    const int per_wave = std::min(ctas, cap) * s;  // CTAs in a full wave
-    const double shared = per_sm == 2 && per_wave > sm_count ? kShared : 1.0;
-    const double cost = waves * (2.0 * ((stages + s - 1) / s) + kFixedChunks) * shared;
+    const double cost = waves * (2.0 * ((stages + s - 1) / s) + kFixedChunks);
     if (s == 1 || cost < best * 0.99) {
       best = cost;
       c.split = s;

@@ -1,0 +1,74 @@
+"""The Hopper GEMM's split heuristic (w4a16_gemm_sm90_config) against the committed H200 sweeps: given
+the H200's co-resident cluster counts (printed by the sweep, committed with it), the split it picks
+for each layer and batch size is timed there, no pick is more than 15 % over the best split
+measured for its tile, and summed over every layer x M the picks are within 2.5 % of the best
+(measured: 0.1 % on Llama-3-8B, 2.0 % on Llama-3-70B TP4; the rule before it, 3.6 % and 4.7 %).
+CPU only: the counts are passed in, as for another GPU."""
+
+import ast
+import collections
+import csv
+import os
+import re
+
+import pytest
+
+from tinygemm import _C
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SWEEPS = os.path.join(ROOT, "bench", "results", "h200", "sweeps")
+RUN = "f770c20"  # the sweep the heuristic was checked against (README, Hopper GEMM step 7)
+H200_SMS = 132
+
+
+def h200_clusters():
+    """clusters[tile][split - 1] as the sweep's log printed them (cudaOccupancyMaxActiveClusters)."""
+    rows = {}
+    for line in open(os.path.join(SWEEPS, f"tune_sm90_split_{RUN}.log")):
+        m = re.match(r"clusters at once, block_m=\s*(\d+), split 1..8: (\[.*\])", line)
+        if m:
+            rows[int(m.group(1))] = ast.literal_eval(m.group(2))
+    assert sorted(rows) == [8, 16, 32, 64, 128], rows
+    return [rows[bm] for bm in (8, 16, 32, 64, 128)]
+
+
+def sweep(name):
+    by = collections.defaultdict(dict)
+    for r in csv.DictReader(open(os.path.join(SWEEPS, name))):
+        if r["kernel"] == "gemm_sm90":
+            by[(r["layer"], int(r["M"]), int(r["N"]), int(r["K"]))][(int(r["block_m"]), int(r["split"]))] = float(r["us"])
+    return by
+
+
+@pytest.mark.parametrize("name", [f"tune_sm90_split_{RUN}.csv", f"tune_sm90_split_70b_tp4_{RUN}.csv"])
+def test_split_heuristic_picks_what_the_h200_measured_fastest(name):
+    clusters = h200_clusters()
+    picked = best = 0.0
+    for (layer, M, N, K), times in sweep(name).items():
+        c = _C.w4a16_gemm_sm90_config(M, N, K, H200_SMS, clusters=clusters)
+        key = (c["block_m"], c["split"])
+        assert key in times, f"{name} {layer} M={M}: the heuristic's {key} was not measured"
+        fastest = min(t for (bm, _), t in times.items() if bm == c["block_m"])
+        assert times[key] <= 1.15 * fastest, f"{name} {layer} M={M}: {key} {times[key]} us vs {fastest} us"
+        picked += times[key]
+        best += fastest
+    assert picked <= 1.025 * best, (picked, best)
+
+
+def test_split_heuristic_waves():
+    """On the H200's counts: 32 clusters of 128-token tiles take split 3 (39 fit at once), not 4 (30
+    fit: two waves); 48 take 2; wide layers (224 column blocks) take no split."""
+    clusters = h200_clusters()
+    assert _C.w4a16_gemm_sm90_config(128, 4096, 4096, H200_SMS, clusters=clusters) == {"block_m": 128, "split": 3}
+    assert _C.w4a16_gemm_sm90_config(128, 6144, 4096, H200_SMS, clusters=clusters) == {"block_m": 128, "split": 2}
+    assert _C.w4a16_gemm_sm90_config(16, 28672, 4096, H200_SMS, clusters=clusters) == {"block_m": 16, "split": 1}
+    assert _C.w4a16_gemm_sm90_config(1, 4096, 4096, H200_SMS, clusters=clusters) == {"block_m": 8, "split": 6}
+
+
+def test_cluster_counts_are_checked():
+    with pytest.raises(ValueError, match="5 rows"):
+        _C.w4a16_gemm_sm90_config(16, 4096, 4096, H200_SMS, clusters=[[1] * 8] * 4)
+    with pytest.raises(ValueError, match="8 counts per row"):
+        _C.w4a16_gemm_sm90_config(16, 4096, 4096, H200_SMS, clusters=[[1] * 7] * 5)
+    with pytest.raises(ValueError, match=">= 1"):
+        _C.w4a16_gemm_sm90_config(16, 4096, 4096, H200_SMS, clusters=[[0] * 8] * 5)
