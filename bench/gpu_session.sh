@@ -5,6 +5,7 @@
 #                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
+# PACK_OUT=1 packs $OUT into one gpu-out.tgz at the end.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -161,3 +162,8 @@ print(' '.join(e['machete_supported_schedules'][:int(sys.argv[2])]))" "$d/heuris
   esac
 done
 log done
+# PACK_OUT=1: everything under $OUT as one $OUT/gpu-out.tgz (the lent GPU machine returns only a few
+# files per call; a test-split run writes two per test file)
+if [ "${PACK_OUT:-0}" = 1 ]; then
+  tar czf /tmp/gpu-out.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv /tmp/gpu-out.tgz "$OUT/"
+fi
