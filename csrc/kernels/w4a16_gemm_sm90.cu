@@ -303,22 +303,32 @@ auto opted_in() {
   return kernel;
 }
 
+// A grid of `split`-CTA clusters along z (the K split): the launch and the occupancy query share it.
+template <int BM, int WG>
+struct ClusterLaunch {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t cfg{};
+  ClusterLaunch(dim3 grid, int split, cudaStream_t st) {
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(Sm90Shape<BM, WG>::kThreads);
+    cfg.dynamicSmemBytes = Sm90Shape<BM, WG>::kSmem;
+    cfg.stream = st;
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = split;
+    cfg.attrs = attr;  // points into this object: not copyable
+    cfg.numAttrs = 1;
+  }
+  ClusterLaunch(const ClusterLaunch&) = delete;
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
+};
+
 template <int BM>
 int max_clusters(int split) {
-  using Sh = Sm90Shape<BM, 2>;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(1, 1, split);
-  cfg.blockDim = dim3(Sh::kThreads);
-  cfg.dynamicSmemBytes = Sh::kSmem;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = split;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  const ClusterLaunch<BM, 2> l(dim3(1, 1, split), split, nullptr);
   int n = 0;
-  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &cfg));
+  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));
   return n;
 }
 
@@ -360,20 +370,8 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.zeros = z;
   prm.y = y;
 
-  auto kernel = opted_in<T, BM, WG>();
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3((M + BM - 1) / BM, (N + Sh::kBN - 1) / Sh::kBN, split);
-  cfg.blockDim = dim3(Sh::kThreads);
-  cfg.dynamicSmemBytes = Sh::kSmem;
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = split;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  TG_GPU_CHECK(cudaLaunchKernelEx(&cfg, kernel, tx, tw, ts, tz, prm));
+  const ClusterLaunch<BM, WG> l(dim3((M + BM - 1) / BM, (N + Sh::kBN - 1) / Sh::kBN, split), split, st);
+  TG_GPU_CHECK(cudaLaunchKernelEx(&l.cfg, opted_in<T, BM, WG>(), tx, tw, ts, tz, prm));
   TG_CHECK_LAUNCH();
 }
 
