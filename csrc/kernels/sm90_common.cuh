@@ -37,6 +37,12 @@ __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, int parity) {
       : "memory");
 }
 
+// Starts fetching a tensor map (a __grid_constant__ kernel parameter) into the TMA unit's cache, so
+// the first bulk copy through it does not wait for the descriptor's own memory round trip.
+__device__ __forceinline__ void prefetch_map(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
+}
+
 __device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(

@@ -146,6 +146,14 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
   const int it1 = std::min(p.stages_total, it0 + p.stages_per_split);
   const int nst = std::max(0, it1 - it0);
 
+  if (threadIdx.x == WG * 128) {  // the producer's lane 0, while thread 0 sets up the barriers
+    prefetch_map(&tm_x);
+    prefetch_map(&tm_w);
+    if (p.gps) {
+      prefetch_map(&tm_s);
+      if (p.asym) prefetch_map(&tm_z);
+    }
+  }
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
