@@ -165,5 +165,9 @@ log done
 # PACK_OUT=1: everything under $OUT as one $OUT/gpu-out.tgz (the lent GPU machine returns only a few
 # files per call; a test-split run writes two per test file)
 if [ "${PACK_OUT:-0}" = 1 ]; then
-  tar czf /tmp/gpu-out.tgz -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv /tmp/gpu-out.tgz "$OUT/"
+  if [ -e "$OUT/.git" ] || [ "$(cd "$OUT" && pwd -P)" = "$(pwd -P)" ]; then
+    echo "PACK_OUT: $OUT is the working tree; not packing (it would be emptied)"; exit 2
+  fi
+  pack=$(mktemp /tmp/gpu-out.XXXXXX.tgz)
+  tar czf "$pack" -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv "$pack" "$OUT/gpu-out.tgz"
 fi

@@ -63,6 +63,12 @@ def test_split_heuristic_waves():
     assert _C.w4a16_gemm_sm90_config(128, 6144, 4096, H200_SMS, clusters=clusters) == {"block_m": 128, "split": 2}
     assert _C.w4a16_gemm_sm90_config(16, 28672, 4096, H200_SMS, clusters=clusters) == {"block_m": 16, "split": 1}
     assert _C.w4a16_gemm_sm90_config(1, 4096, 4096, H200_SMS, clusters=clusters) == {"block_m": 8, "split": 6}
+    # K of one or one and a half stages (64 or 192: the last stage half): a split never above the stages
+    assert _C.w4a16_gemm_sm90_config(1, 4096, 64, H200_SMS, clusters=clusters)["split"] == 1
+    assert _C.w4a16_gemm_sm90_config(16, 4096, 192, H200_SMS, clusters=clusters)["split"] in (1, 2)
+    # a cluster size that does not fit the GPU at all (-1) is never chosen
+    no3 = [[-1 if s == 3 else c for s, c in enumerate(row, 1)] for row in clusters]
+    assert _C.w4a16_gemm_sm90_config(128, 4096, 4096, H200_SMS, clusters=no3) == {"block_m": 128, "split": 2}
 
 
 def test_cluster_counts_are_checked():

@@ -208,9 +208,14 @@ def test_cluster_counts_and_the_split_they_choose():
             _C.w4a16_gemm_sm90_clusters(128, bad)
     with pytest.raises(ValueError, match="block_m must be"):
         _C.w4a16_gemm_sm90_clusters(48, 2)
-    for M, N, K in [(1, 4096, 4096), (16, 4096, 14336), (128, 6144, 4096), (512, 28672, 4096), (77, 2112, 7168)]:
+    for M, N, K in [(1, 4096, 4096), (16, 4096, 14336), (128, 6144, 4096), (512, 28672, 4096), (77, 2112, 7168),
+                    (1, 4096, 64), (16, 2112, 192)]:
         c = _C.w4a16_gemm_sm90_config(M, N, K, sms)
-        assert 1 <= c["split"] <= 8 and c["split"] <= K // 128, (M, N, K, c)
+        assert 1 <= c["split"] <= 8 and c["split"] <= (K // 64 + 1) // 2, (M, N, K, c)
+        # and the kernel runs what the heuristic picked (a split it cannot launch would raise here)
+        qw = tinygemm.quantize(torch.randn(K, N, device="cuda").half(), 64, layout=formats.LAYOUT_SM90)
+        x = torch.randn(M, K, device="cuda").half()
+        check(tinygemm.w4a16_matmul(x, qw, "gemm_sm90"), x, qw, f"heuristic {c} M={M} N={N} K={K}")
 
 
 def test_auto_dispatch_and_its_description():

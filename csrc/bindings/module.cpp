@@ -213,7 +213,8 @@ PYBIND11_MODULE(_C, m) {
             TG_CHECK_ARG((*clusters)[b].size() == 8, "clusters: 8 counts per row (split 1..8); row ", b, " has ",
                          (*clusters)[b].size());
             for (std::size_t s = 0; s < 8; ++s) {
-              TG_CHECK_ARG((*clusters)[b][s] >= 1, "clusters: counts must be >= 1; got ", (*clusters)[b][s]);
+              TG_CHECK_ARG((*clusters)[b][s] >= 1 || (*clusters)[b][s] == -1,
+                           "clusters: counts must be >= 1 (or -1: none fits); got ", (*clusters)[b][s]);
               counts[b][s] = (*clusters)[b][s];
             }
           }
@@ -223,7 +224,7 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("clusters") = py::none());
   m.def("w4a16_gemm_sm90_clusters", &tg::w4a16_gemm_sm90_clusters, py::arg("block_m"), py::arg("split"),
-        "Clusters of `split` CTAs of the block_m-token Hopper GEMM the current GPU runs at once (0: unknown)");
+        "Clusters of `split` CTAs of the block_m-token Hopper GEMM the current GPU runs at once (-1: none fits, 0: unknown)");
   m.def(
       "w4_dequant",
       [](std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t w, int N, int K,

@@ -105,7 +105,8 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const S
 
 // How many clusters of `split` CTAs of the block_m-token kernel the current GPU runs at once
 // (cudaOccupancyMaxActiveClusters: a cluster must fit in one GPC, so this is not SMs / split);
-// 0 where unknown (a build without Hopper code). Cached per device.
+// -1 when none fits, 0 where unknown (a build without Hopper code, or not a Hopper GPU). Cached per
+// device.
 int w4a16_gemm_sm90_clusters(int block_m, int split);
 
 // The packed layouts' shape rules, the one home of them (formats.check_shape, gptq_to_layout and

@@ -19,6 +19,7 @@
 //     this is how narrow layers (N = 4096: 32 column blocks) fill 132 SMs.
 // Per-channel scales (group_size -1) are applied to the fp32 result instead of each weight.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include <cuda.h>
@@ -407,8 +408,10 @@ int w4a16_gemm_sm90_clusters(int block_m, int split) {
   int b = 0;
   while (b < 5 && kBms[b] != block_m) ++b;
   TG_CHECK_ARG(b < 5, "w4a16_gemm_sm90_clusters: block_m must be 8, 16, 32, 64 or 128; got ", block_m);
-  static int cache[kMaxDevices][5][9] = {};  // 0 = not asked yet (a real answer is >= 1)
-  int& n = cache[d.index][b][split];
+  // asked once per device, tile and split (0 = not yet); -1 records "no cluster of this size fits"
+  static std::atomic<int> cache[kMaxDevices][5][9] = {};
+  std::atomic<int>& slot = cache[d.index][b][split];
+  int n = slot.load(std::memory_order_relaxed);
   if (n == 0) {
     switch (block_m) {
       case 8: n = max_clusters<8>(split); break;
@@ -417,7 +420,8 @@ int w4a16_gemm_sm90_clusters(int block_m, int split) {
       case 64: n = max_clusters<64>(split); break;
       default: n = max_clusters<128>(split); break;
     }
-    n = std::max(n, 1);
+    n = n > 0 ? n : -1;
+    slot.store(n, std::memory_order_relaxed);
   }
   return n;
 }

@@ -117,24 +117,26 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const S
   // sweep's times fit t = a (chunks / split) + b with b / a ~ 20 at every tile size), times the
   // waves its clusters take. Waves come from the GPU's own count of co-resident clusters (a
   // cluster lives in one GPC: on an H200 30 clusters of 4 one-CTA-per-SM tiles fit at once, not
-  // 33, and split 4 measured slower than 3 on every 32-cluster layer). Ties go to the smaller
-  // split; only the splits the sweep measured are candidates. Checked against the H200 sweeps
+  // 33, and split 4 measured slower than 3 on every 32-cluster layer). A larger split must be
+  // more than 1 % cheaper to win; only the splits the sweep measured are candidates. Checked against the H200 sweeps
   // (bench/results/h200/README.md; tests/test_gemm_sm90_split.py): summed over the layers x M of
   // Llama-3-8B and 70B TP4, 0.1 % and 2.0 % over the best measured split, against 3.6 % and 4.7 %
   // for the SMs / CTAs rule before it.
   constexpr double kFixedChunks = 20.0;
   constexpr int kSplits[] = {1, 2, 3, 4, 6, 8};
   const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);  // clusters
-  const int per_sm = c.block_m <= 64 ? 2 : 1;
-  const int stages = K / 128;  // 2 chunks per stage
+  const int per_sm = c.block_m <= 64 ? 2 : 1;  // Sm90Shape::kMinBlocks, for the fallback below
+  const int stages = (K / 64 + 1) / 2;         // 2 chunks per stage, the last one maybe half
+  c.split = 1;
   double best = 0;
   for (const int s : kSplits) {
     if (s > stages) break;
     int cap = clusters ? (*clusters)[tile][s - 1] : w4a16_gemm_sm90_clusters(c.block_m, s);
-    if (cap <= 0) cap = std::max(1, sm_count * per_sm / s);  // not a Hopper build: SMs / split
+    if (cap < 0) continue;                                   // no cluster of this size fits this GPU
+    if (cap == 0) cap = std::max(1, sm_count * per_sm / s);  // unknown (not a Hopper build): SMs / split
     const int waves = (ctas + cap - 1) / cap;
     const double cost = waves * (2.0 * ((stages + s - 1) / s) + kFixedChunks);
-    if (s == 1 || cost < best * 0.99) {
+    if (best == 0 || cost < best * 0.99) {
       best = cost;
       c.split = s;
     }

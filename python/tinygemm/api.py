@@ -88,7 +88,8 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
         c = _C.w4a16_gemv_config(M, N, K, props.multi_processor_count, props.major, layout)
         return f"w4a16_gemv n_tiles={c['n_tiles']} warps={c['warps']} impl={c['impl'].name}"
     if backend == "gemm_sm90":
-        c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
+        with torch.cuda.device(device):  # the split reads the device's own co-resident cluster counts
+            c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
         return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     from .triton.w4a16_gemm import pick_config
 

@@ -165,8 +165,9 @@ def resume_conflict(out: str, plan_rec: dict, shard_rec: dict) -> str | None:
         diff = plan_differences(old["plan"], plan_rec)
         return (f"{out} holds another plan ({'; '.join(diff)}): --resume continues the same plan, or an "
                 "unsharded one grown with the same options")
-    if old_plan is not None and (old_shard.get("index"), old_shard.get("count")) != (shard_rec["index"],
-                                                                                       shard_rec["count"]):
+    # a record without a shard (written before sharding, or unsharded) is shard 0 of 1
+    if old_plan is not None and (old_shard.get("index", 0), old_shard.get("count", 1)) != (shard_rec["index"],
+                                                                                             shard_rec["count"]):
         return (f"{out} holds shard {old_shard.get('index')}/{old_shard.get('count')}, not "
                 f"{shard_rec['index']}/{shard_rec['count']}: --resume continues only the same shard")
     return None
@@ -176,7 +177,7 @@ def extends(old: dict, new: dict) -> bool:
     """Whether plan record `new` is `old` grown: the same options, and every point of `old` (weight
     shape x batch size) still in it. An unsharded run may be resumed with more batch sizes or shapes;
     a shard may not (growing the plan moves the split)."""
-    if old["options"] != new["options"]:
+    if "options" not in old or old.get("options") != new.get("options"):
         return False
 
     def points(rec):
