@@ -36,7 +36,8 @@ def sweep(name):
     by = collections.defaultdict(dict)
     for r in csv.DictReader(open(os.path.join(SWEEPS, name))):
         if r["kernel"] == "gemm_sm90":
-            by[(r["layer"], int(r["M"]), int(r["N"]), int(r["K"]))][(int(r["block_m"]), int(r["split"]))] = float(r["us"])
+            shape = (r["layer"], int(r["M"]), int(r["N"]), int(r["K"]))
+            by[shape][(int(r["block_m"]), int(r["split"]))] = float(r["us"])
     return by
 
 
@@ -59,16 +60,21 @@ def test_split_heuristic_waves():
     """On the H200's counts: 32 clusters of 128-token tiles take split 3 (39 fit at once), not 4 (30
     fit: two waves); 48 take 2; wide layers (224 column blocks) take no split."""
     clusters = h200_clusters()
-    assert _C.w4a16_gemm_sm90_config(128, 4096, 4096, H200_SMS, clusters=clusters) == {"block_m": 128, "split": 3}
-    assert _C.w4a16_gemm_sm90_config(128, 6144, 4096, H200_SMS, clusters=clusters) == {"block_m": 128, "split": 2}
-    assert _C.w4a16_gemm_sm90_config(16, 28672, 4096, H200_SMS, clusters=clusters) == {"block_m": 16, "split": 1}
-    assert _C.w4a16_gemm_sm90_config(1, 4096, 4096, H200_SMS, clusters=clusters) == {"block_m": 8, "split": 6}
+
+    def pick(M, N, K, counts=clusters):
+        c = _C.w4a16_gemm_sm90_config(M, N, K, H200_SMS, clusters=counts)
+        return c["block_m"], c["split"]
+
+    assert pick(128, 4096, 4096) == (128, 3)
+    assert pick(128, 6144, 4096) == (128, 2)
+    assert pick(16, 28672, 4096) == (16, 1)
+    assert pick(1, 4096, 4096) == (8, 6)
     # K of one or one and a half stages (64 or 192: the last stage half): a split never above the stages
-    assert _C.w4a16_gemm_sm90_config(1, 4096, 64, H200_SMS, clusters=clusters)["split"] == 1
-    assert _C.w4a16_gemm_sm90_config(16, 4096, 192, H200_SMS, clusters=clusters)["split"] in (1, 2)
+    assert pick(1, 4096, 64) == (8, 1)
+    assert pick(16, 4096, 192)[1] in (1, 2)
     # a cluster size that does not fit the GPU at all (-1) is never chosen
     no3 = [[-1 if s == 3 else c for s, c in enumerate(row, 1)] for row in clusters]
-    assert _C.w4a16_gemm_sm90_config(128, 4096, 4096, H200_SMS, clusters=no3) == {"block_m": 128, "split": 2}
+    assert pick(128, 4096, 4096, no3) == (128, 2)
 
 
 def test_cluster_counts_are_checked():

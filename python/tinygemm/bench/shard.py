@@ -159,16 +159,17 @@ def resume_conflict(out: str, plan_rec: dict, shard_rec: dict) -> str | None:
     except ValueError as e:  # read_json: unreadable or not JSON, the message names the path
         return f"{e}; remove it or choose another --out"
     old_plan = (old.get("plan") or {}).get("digest")
+    # a record without a shard (written before sharding, or unsharded) is shard 0 of 1
     old_shard = old.get("shard") or {}
-    unsharded = old_shard.get("count", 1) == 1 and shard_rec["count"] == 1
-    if old_plan is not None and old_plan != plan_rec["digest"] and not (unsharded and extends(old["plan"], plan_rec)):
+    old_index, old_count = old_shard.get("index", 0), old_shard.get("count", 1)
+    unsharded = old_count == 1 and shard_rec["count"] == 1
+    grown = unsharded and old_plan is not None and extends(old["plan"], plan_rec)
+    if old_plan is not None and old_plan != plan_rec["digest"] and not grown:
         diff = plan_differences(old["plan"], plan_rec)
         return (f"{out} holds another plan ({'; '.join(diff)}): --resume continues the same plan, or an "
                 "unsharded one grown with the same options")
-    # a record without a shard (written before sharding, or unsharded) is shard 0 of 1
-    if old_plan is not None and (old_shard.get("index", 0), old_shard.get("count", 1)) != (shard_rec["index"],
-                                                                                             shard_rec["count"]):
-        return (f"{out} holds shard {old_shard.get('index')}/{old_shard.get('count')}, not "
+    if old_plan is not None and (old_index, old_count) != (shard_rec["index"], shard_rec["count"]):
+        return (f"{out} holds shard {old_index}/{old_count}, not "
                 f"{shard_rec['index']}/{shard_rec['count']}: --resume continues only the same shard")
     return None
 
