@@ -202,44 +202,51 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       const float z = p.gps == 0 && p.asym ? Traits<T>::to_float(static_cast<const T*>(p.zeros)[n]) : 8.f;
       zch[h] = splat(Traits<T>::from_float(Traits<T>::kMagic + z));
     }
+    // the group's scale (1 per channel: applied to the result) and 1024 + zero point of half chunk
+    // hh (32 k, groups are >= 32 deep) of chunk kc of stage s, for rows row and row + 8
+    std::uint32_t sc[2], zz[2];
+    auto load_scales = [&](int s, int c, int kc, int hh) {
+      const int k0 = (c + kc) * 64 + 32 * hh;
+      sc[0] = sc[1] = one;
+      zz[0] = zch[0];
+      zz[1] = zch[1];
+      if (p.gps) {
+        const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
+        sc[0] = splat(sp[0]);
+        sc[1] = splat(sp[8]);
+        if (p.asym) {
+          const T* zp = sp + (z_st(s) - s_st(s));
+          zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
+          zz[1] = hadd2<T>(splat(zp[8]), magic);
+        }
+      }
+    };
     if constexpr (PIPE == 1) {
       for (int i = 0; i < nst; ++i) {
         const int s = i % STAGES;
         mbar_wait(&full[s], (i / STAGES) & 1);
         const int c = (it0 + i) * KC;
-  #pragma unroll
+#pragma unroll
         for (int kc = 0; kc < KC; ++kc) {
           const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
           const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
           const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
           // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
           std::uint32_t a[4][4];
-  #pragma unroll
+#pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
-            const int k0 = (c + kc) * 64 + 32 * hh;
-            // the group's scale (1 per channel: applied to the result) and 1024 + zero point, per row
-            std::uint32_t sc[2] = {one, one}, zz[2] = {zch[0], zch[1]};
-            if (p.gps) {
-              const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
-              sc[0] = splat(sp[0]);
-              sc[1] = splat(sp[8]);
-              if (p.asym) {
-                const T* zp = sp + (z_st(s) - s_st(s));
-                zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
-                zz[1] = hadd2<T>(splat(zp[8]), magic);
-              }
-            }
+            load_scales(s, c, kc, hh);
             // (q - z) exact, the GEMV's dequant_word (fp16: one shift per word, 1.5 % faster here than
             // three), then its product with the scale rounds once, as a dequantized weight matrix would
-  #pragma unroll
+#pragma unroll
             for (int jj = 0; jj < 2; ++jj) {
               dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
-  #pragma unroll
+#pragma unroll
               for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
             }
           }
           wgmma_fence();
-  #pragma unroll
+#pragma unroll
           for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
         }
         // One wait per stage. Waiting less often measured slower: one group kept in flight across
@@ -258,30 +265,13 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       // but its last KB - 1 groups, which retires the previous stage: then it goes back to the
       // producer. No drain per stage. Unmeasured; the sweep compares it with pipeline 1.
       constexpr int KB = KC * 4;  // k16 steps per stage
-      std::uint32_t a[KB][4], words[KC][4], sc[2], zz[2];
+      std::uint32_t a[KB][4], words[KC][4];
       auto load_words = [&](int s, int kc) {
         const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
         words[kc][0] = w4.x;
         words[kc][1] = w4.y;
         words[kc][2] = w4.z;
         words[kc][3] = w4.w;
-      };
-      // the scale and 1024 + zero point of half chunk hh (32 k) of chunk kc, rows row and row + 8
-      auto load_scales = [&](int s, int c, int kc, int hh) {
-        const int k0 = (c + kc) * 64 + 32 * hh;
-        sc[0] = sc[1] = one;
-        zz[0] = zch[0];
-        zz[1] = zch[1];
-        if (p.gps) {
-          const T* sp = s_st(s) + ((k0 >> p.log2_group) - ((c * 64) >> p.log2_group)) * BN + row;
-          sc[0] = splat(sp[0]);
-          sc[1] = splat(sp[8]);
-          if (p.asym) {
-            const T* zp = sp + (z_st(s) - s_st(s));
-            zz[0] = hadd2<T>(splat(zp[0]), magic);  // exact: small integers
-            zz[1] = hadd2<T>(splat(zp[8]), magic);
-          }
-        }
       };
       auto dequant_step = [&](int j) {
         dequant_word<T>(words[j / 4][j % 4], zz[0], zz[1], a[j]);
