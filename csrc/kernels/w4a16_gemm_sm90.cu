@@ -503,10 +503,12 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
   const DeviceProps& d = device_props();
   TG_CHECK_ARG(d.cc_major == 9 && d.cc_minor == 0, "w4a16_gemm_sm90 needs a Hopper GPU (compute capability 9.0); got ",
                d.cc_major, ".", d.cc_minor);
-  const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
-  if (cfg.block_m == 0) cfg.block_m = h.block_m;
-  if (cfg.split == 0) cfg.split = h.split;
-  if (cfg.pipeline == 0) cfg.pipeline = h.pipeline;
+  if (cfg.block_m == 0 || cfg.split == 0 || cfg.pipeline == 0) {  // the heuristic only where asked for
+    const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
+    if (cfg.block_m == 0) cfg.block_m = h.block_m;
+    if (cfg.split == 0) cfg.split = h.split;
+    if (cfg.pipeline == 0) cfg.pipeline = h.pipeline;
+  }
   TG_CHECK_ARG(cfg.pipeline == 1 || cfg.pipeline == 2, "w4a16_gemm_sm90: pipeline must be 1 or 2; got ", cfg.pipeline);
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
   auto st = as_stream(stream);

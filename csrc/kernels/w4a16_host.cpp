@@ -119,10 +119,10 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const S
   // waves its clusters take. Waves come from the GPU's own count of co-resident clusters (a
   // cluster lives in one GPC: on an H200 30 clusters of 4 one-CTA-per-SM tiles fit at once, not
   // 33, and split 4 measured slower than 3 on every 32-cluster layer). A larger split must be
-  // more than 1 % cheaper to win; only the splits the sweep measured are candidates. Checked against the H200 sweeps
-  // (bench/results/h200/README.md; tests/test_gemm_sm90_split.py): summed over the layers x M of
-  // Llama-3-8B and 70B TP4, 0.1 % and 2.0 % over the best measured split, against 3.6 % and 4.7 %
-  // for the SMs / CTAs rule before it.
+  // more than 1 % cheaper to win; only the splits the sweep measured are candidates. Checked
+  // against the H200 sweeps (bench/results/h200/README.md; tests/test_gemm_sm90_split.py):
+  // summed over the layers x M of Llama-3-8B and 70B TP4, 0.1 % and 2.0 % over the best measured
+  // split, against 3.6 % and 4.7 % for the SMs / CTAs rule before it.
   constexpr double kFixedChunks = 20.0;
   constexpr int kSplits[] = {1, 2, 3, 4, 6, 8};
   const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);  // clusters
