@@ -50,7 +50,8 @@ for s in $stages; do
           python3 -c "import xdist" 2>/dev/null && par="-n ${XDIST_WORKERS:-4}" ;;
         esac
         log "GPU tests: $f $par"
-        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" $par -q -m "gpu or vllm" -p no:cacheprovider -rfE \
+        # TEST_K="expr" selects tests by name in every file (pytest -k)
+        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" $par -q -m "gpu or vllm" ${TEST_K:+-k "$TEST_K"} -p no:cacheprovider -rfE \
           --durations=12 --junitxml="$OUT/$b.xml" >"$OUT/$b.log" 2>&1
         echo "   exit $? ($(tail -1 "$OUT/$b.log"))" | tee -a "$OUT/session.log"
       done ;;

@@ -74,11 +74,15 @@ def gemv_sm90(x, qw, impl, **cfg):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemv_reads_the_sm90_layout(gs, symmetric, dtype):
     """The decode path of a Hopper-layout weight: the register GEMV's mma kernel with natural-k x loads."""
-    for K, N in [(4096, 6144), (14336, 4096), (5504, 4096), (7168, 2112)]:
+    # K = 1088 (17 chunks, groups of <= 64 only) and N = 2096 (131 tiles): the GEMV's checked loop
+    kn = [(4096, 6144), (14336, 4096), (5504, 4096), (7168, 2112)] + ([(1088, 2096)] if gs in (32, 64, -1) else [])
+    for K, N in kn:
         qw = make(K, N, gs, symmetric, dtype)
         for M in (1, 3, 8, 9, 16, 33):
             x = torch.randn(M, K, device="cuda").to(dtype)
             check(gemv_sm90(x, qw, "mma"), x, qw, f"w4a16_gemv mma sm90 layout K={K} N={N} M={M}")
+            if N % 32:  # an odd tile count: a half-filled last block with two tiles per block
+                check(gemv_sm90(x, qw, "mma", n_tiles=2, warps=4), x, qw, f"mma sm90 n_tiles=2 K={K} N={N} M={M}")
 
 
 TMA_M = [1, 2, 3, 5, 8, 9, 15, 16]

@@ -72,12 +72,17 @@ def check(y, x, qw, what):
 @pytest.mark.parametrize("gs", GROUPS)
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_kernels_against_reference(K, N, gs, symmetric, dtype):
+@pytest.mark.parametrize("kernel", ["gemv", "triton"])  # -k gemv: the CUDA kernels alone
+def test_kernels_against_reference(kernel, K, N, gs, symmetric, dtype):
     qw = make(K, N, gs, symmetric, dtype)
     for M in M_LIST:
         x = torch.randn(M, K, device="cuda").to(dtype)
-        check(gemv(x, qw), x, qw, f"w4a16_gemv M={M}")
-        check(triton_gemm(x, qw), x, qw, f"w4a16_gemm M={M}")
+        if kernel == "gemv":
+            check(gemv(x, qw), x, qw, f"w4a16_gemv M={M}")
+        else:
+            check(triton_gemm(x, qw), x, qw, f"w4a16_gemm M={M}")
+    if kernel == "triton":
+        return
     wd = poisoned((K, N), dtype)
     _C.w4_dequant(qw.qweight.data_ptr(), qw.scales.data_ptr(), qw.zeros.data_ptr() if qw.zeros is not None else 0,
                   wd.data_ptr(), N, K, gs, dtype_name(dtype), stream_handle())
@@ -88,10 +93,14 @@ def test_kernels_against_reference(K, N, gs, symmetric, dtype):
 @pytest.mark.parametrize("warps", [4, 8])
 @pytest.mark.parametrize("M", [1, 9, 16, 33])
 def test_every_gemv_configuration(n_tiles, warps, M):
-    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (-1, False, torch.float16)]:
-        qw = make(1024, 2112, gs, sym, dtype)
-        x = torch.randn(M, 1024, device="cuda").to(dtype)
-        check(gemv(x, qw, n_tiles=n_tiles, warps=warps, impl=1), x, qw, f"nt={n_tiles} w={warps} gs={gs}")
+    # K = 1024, N = 2112: every stage whole (the unchecked loop); K = 1088 (17 chunks: a half stage at
+    # n_tiles = 1) and N = 2096 (131 tiles: a half-filled last block at n_tiles 2 and 4): the checked one
+    for K, N, gs, sym, dtype in [(1024, 2112, 128, True, torch.float16), (1024, 2112, 32, False, torch.bfloat16),
+                                 (1024, 2112, -1, False, torch.float16), (1088, 2096, 64, True, torch.float16),
+                                 (1088, 2096, 32, False, torch.bfloat16), (1088, 2096, -1, True, torch.bfloat16)]:
+        qw = make(K, N, gs, sym, dtype)
+        x = torch.randn(M, K, device="cuda").to(dtype)
+        check(gemv(x, qw, n_tiles=n_tiles, warps=warps, impl=1), x, qw, f"nt={n_tiles} w={warps} gs={gs} K={K} N={N}")
 
 
 @pytest.mark.parametrize("gs", GROUPS)

@@ -136,14 +136,23 @@ __device__ __forceinline__ void zero_tiles(float (&a)[NT][MT][4]) {
       for (int i = 0; i < 4; ++i) a[nt][mt][i] = 0.f;
 }
 
-template <typename T, int GS, bool ASYM, int NT, int MT>
+// One stage's mmas into acc. A group's scale multiplies the fp32 sum of its mmas (part), not each
+// weight. CONSEC: the stage's chunks are consecutive in k and the stage starts on a group boundary
+// (the register GEMV's stages), so a group may span the stage's chunks: one flush per group, not
+// per chunk (GS = 128: 4 FFMAs per tile per stage instead of 8, one scale load instead of two), and
+// per-channel scales (GS = 0, applied after the loop) accumulate straight into acc.
+template <typename T, int GS, bool ASYM, int NT, int MT, bool CONSEC = false>
 __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st, float (&acc)[NT][MT][4]) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
-  constexpr int kGroupMmas = GS == 32 ? 2 : 4;  // mmas per scale group inside a chunk
+  constexpr int kStageMmas = S::kChunks * 4;
+  constexpr int kGroupMmas = !CONSEC ? (GS == 32 ? 2 : 4)
+                             : GS == 0 ? kStageMmas
+                             : (GS / 16 < kStageMmas ? GS / 16 : kStageMmas);  // mmas per flush
+  constexpr bool kDirect = CONSEC && GS == 0;  // no scale in the loop: mma into acc itself
+  float part[NT][MT][4];
+  zero_tiles(part);
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
-    float part[NT][MT][4];
-    zero_tiles(part);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int gi = S::NG == 2 ? j / 2 : 0;
@@ -156,14 +165,15 @@ __device__ __forceinline__ void compute_stage(GemvStage<T, GS, ASYM, NT, MT>& st
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           const uint4& xb = st.xv[u][mt][j >> 1];
-          mma_16816<T>(part[nt][mt], a, (j & 1) ? xb.z : xb.x, (j & 1) ? xb.w : xb.y);
+          mma_16816<T>(kDirect ? acc[nt][mt] : part[nt][mt], a, (j & 1) ? xb.z : xb.x, (j & 1) ? xb.w : xb.y);
         }
       }
-      if ((j + 1) % kGroupMmas == 0) {
+      if (!kDirect && (u * 4 + j + 1) % kGroupMmas == 0) {
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
+            // the scales of the group this mma ends (the stage's earlier chunks share it)
             const float s0 = GS > 0 ? st.sc[u][nt][gi][0] : 1.f, s1 = GS > 0 ? st.sc[u][nt][gi][1] : 1.f;
             acc[nt][mt][0] += s0 * part[nt][mt][0];
             acc[nt][mt][1] += s0 * part[nt][mt][1];

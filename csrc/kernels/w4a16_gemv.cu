@@ -66,13 +66,19 @@ __device__ __forceinline__ void cp_async_wait() {
 
 template <typename T, int GS, bool ASYM, int NT, int MT>
 struct GemvCtx {
-  const T* xrow[MT];
+  // Bases and this lane's 32-bit offsets from them (a 64-bit pointer per tile and row cost the
+  // unchecked loop ~10 registers, over the 64 that two 512-thread blocks per SM allow).
+  const T* x;  // the block's first row
+  const int4* qw;
+  const T *scales, *zeros;
+  int xo[MT];  // this lane's x row (row 0 for rows past M: in bounds, feeds unwritten columns)
+  int qo[NT];  // this lane's words of tile nt, chunk 0 (int4 units)
+  int so[NT];  // this lane's row g of tile nt in the scale / zero matrices, group 0
   bool knat;  // weights in the sm90 layout (natural k): x staged through shared memory
   unsigned char* xs;  // knat: this warp's x staging, two stages
   bool xok[MT], tok[NT];
-  const int4* qw;
-  const T *scales, *zeros;
-  int N, chunks, tile0, lane, g;
+  int N, chunks;
+  int lane, g;
   std::uint32_t zsym;
 };
 
@@ -80,19 +86,25 @@ struct GemvCtx {
 template <int KCH, int MT>
 constexpr int kXsStage = KCH * MT * 2 * 512;
 
-template <typename T, int GS, bool ASYM, int NT, int MT>
+// Stage s of a warp: chunks s * kChunks .. + kChunks - 1 (consecutive, so its addresses are one base
+// plus constants and a scale group may span its chunks). CHECK: the stage may reach past K or a
+// tile past N (the block's last stage when K / 64 is odd, a half-filled last tile): those loads are
+// skipped and their registers zeroed. The blocks that need neither (every Llama layer) run the loop
+// with CHECK = false: no predicates, no zero fills (measured on an H200 with the SASS: the checks
+// and the per-chunk 64-bit address arithmetic were ~half of the loop's instructions, in a kernel
+// that is instruction-bound; bench/results/h200/README.md).
+template <bool CHECK, typename T, int GS, bool ASYM, int NT, int MT>
 __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, const GemvCtx<T, GS, ASYM, NT, MT>& cx,
-                                           int c0, int stride, int buf) {
+                                           int s, int buf) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
+  const int cb = s * S::kChunks;
 #pragma unroll
   for (int u = 0; u < S::kChunks; ++u) {
-    const int c = c0 + u * stride;
-    const bool cok = c < cx.chunks;
+    const int c = cb + u;
+    const bool cok = !CHECK || c < cx.chunks;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
-      st.wq[u][nt] = cok && cx.tok[nt]
-                         ? load_stream(cx.qw + (static_cast<std::size_t>(cx.tile0 + nt) * cx.chunks + c) * 32 + cx.lane)
-                         : make_int4(0, 0, 0, 0);
+      st.wq[u][nt] = !CHECK || (cok && cx.tok[nt]) ? load_stream(cx.qw + (cx.qo[nt] + c * 32)) : make_int4(0, 0, 0, 0);
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -102,19 +114,32 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
           // weights are zero too, and 0 * garbage could be NaN); rows past M copy nothing (they
           // only feed output columns that are never written)
           unsigned char* d = cx.xs + buf * kXsStage<S::kChunks, MT> + ((u * MT + mt) * 2 + h) * 512;
-          if (cx.xok[mt]) cp_async16(d + xs_seg(cx.g, cx.lane & 3), cx.xrow[mt] + (cok ? c * 64 + 32 * h : 0), cok);
+          if (cx.xok[mt]) cp_async16(d + xs_seg(cx.g, cx.lane & 3), cx.x + (cx.xo[mt] + (cok ? c * 64 + 32 * h : 0)), cok);
         } else {
-          st.xv[u][mt][h] = !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0)
-                                                  : *reinterpret_cast<const uint4*>(cx.xrow[mt] + c * 64 + 32 * h);
+          st.xv[u][mt][h] = CHECK && !(cok && cx.xok[mt]) ? make_uint4(0, 0, 0, 0)
+                                                          : *reinterpret_cast<const uint4*>(cx.x + (cx.xo[mt] + c * 64 + 32 * h));
         }
       }
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
+    for (int gi = 0; gi < S::NG; ++gi) {
+      // the scale row of (chunk c, half gi); a stage starts on a group boundary when its 64 * kChunks
+      // k are a multiple of GS, and then rows repeat within it at compile-time known (u, gi)
+      constexpr bool kAligned = GS > 0 && (S::kChunks * 64) % (GS > 0 ? GS : 1) == 0;
+      constexpr int kGs = GS > 0 ? GS : 64;  // (GS = 0: no rows; a divisor that compiles)
+      const int off = u * 64 + gi * 32;
+      const bool same = kAligned && (off > 0) && (off / kGs == (off - (S::NG == 2 ? 32 : 64)) / kGs);
+      const int row = GS > 0 ? (kAligned ? cb * 64 / kGs + off / kGs : (c * 64 + gi * 32) / kGs) : 0;
 #pragma unroll
-      for (int gi = 0; gi < S::NG; ++gi) {
-        const std::size_t at = static_cast<std::size_t>(GS > 0 ? (c * 64 + gi * 32) / GS : 0) * cx.N +
-                               (cx.tile0 + nt) * 16 + cx.g;
-        const bool ok = cok && cx.tok[nt];
+      for (int nt = 0; nt < NT; ++nt) {
+        if (same && !ASYM) {  // the group of the previous (u, gi): its scale, already loaded
+          const int pu = S::NG == 2 ? (gi ? u : u - 1) : u - 1, pg = S::NG == 2 ? 1 - gi : 0;
+          st.sc[u][nt][gi][0] = st.sc[pu][nt][pg][0];
+          st.sc[u][nt][gi][1] = st.sc[pu][nt][pg][1];
+          st.zm[u][nt][gi][0] = st.zm[u][nt][gi][1] = cx.zsym;
+          continue;
+        }
+        const int at = cx.so[nt] + row * cx.N;
+        const bool ok = !CHECK || (cok && cx.tok[nt]);
         if (GS > 0) {
           st.sc[u][nt][gi][0] = ok ? Traits<T>::to_float(cx.scales[at]) : 0.f;
           st.sc[u][nt][gi][1] = ok ? Traits<T>::to_float(cx.scales[at + 8]) : 0.f;
@@ -126,6 +151,7 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
           st.zm[u][nt][gi][0] = st.zm[u][nt][gi][1] = cx.zsym;
         }
       }
+    }
   }
   if (cx.knat) cp_async_commit();
 }
@@ -149,9 +175,39 @@ __device__ __forceinline__ void fetch_x(GemvStage<T, GS, ASYM, NT, MT>& st, cons
         st.xv[u][mt][h] = ldmatrix_x4(cx.xs + buf * kXsStage<S::kChunks, MT> + ((u * MT + mt) * 2 + h) * 512 + off);
 }
 
-// 512 threads only for one tile per block (its ~54 registers fit 2 such blocks per SM).
+// Two register stages: the loads of the next stage are issued before the current one is computed,
+// so every warp always has 2 x 64 bytes per lane in flight (latency-bound otherwise). Warp w takes
+// stages w, w + warps, w + 2 * warps, ... of the K / 64 / kChunks. The loads stay unconditional, as
+// straight-line code (branching around them cost ptxas ~14 registers): a stage past the end
+// re-reads the last one (an L2 hit: its own warp has just read it) and is not computed.
+template <bool CHECK, bool KNAT, typename T, int GS, bool ASYM, int NT, int MT>
+__device__ __forceinline__ void gemv_loop(const GemvCtx<T, GS, ASYM, NT, MT>& cx, float (&acc)[NT][MT][4], int warp,
+                                          int warps) {
+  using Stage = GemvStage<T, GS, ASYM, NT, MT>;
+  const int last = (cx.chunks + Stage::kChunks - 1) / Stage::kChunks - 1;
+  if (warp > last) return;
+  Stage sa, sb;
+  load_stage<CHECK>(sa, cx, warp, 0);
+  for (int s = warp; s <= last; s += 2 * warps) {
+    load_stage<CHECK>(sb, cx, min(s + warps, last), 1);
+    if (KNAT) fetch_x(sa, cx, 0);
+    compute_stage<T, GS, ASYM, NT, MT, true>(sa, acc);
+    if (s + warps > last) break;
+    load_stage<CHECK>(sa, cx, min(s + 2 * warps, last), 0);
+    if (KNAT) fetch_x(sb, cx, 1);
+    compute_stage<T, GS, ASYM, NT, MT, true>(sb, acc);
+  }
+  if (KNAT) cp_async_wait<0>();  // nothing may land in shared memory after the warp moves on
+}
+
+// 512 threads only for one tile per block. The symmetric one-m8-tile kernels with one scale group per
+// chunk or fewer, the decode path of most checkpoints, are held to 64 registers: two 512-thread
+// blocks or four 256-thread ones per SM, what they had before the unchecked loop (ptxas gave its
+// two-tile variant 78 without the bound, and spills nothing under it).
+template <int GS, bool ASYM, int NT, int MT>
+constexpr int kGemvMinBlocks = MT == 1 && !ASYM && GS != 32 && NT == 1 ? 2 : 0;
 template <typename T, int GS, bool ASYM, int NT, int MT, bool KNAT>
-__global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
+__global__ void __launch_bounds__(NT == 1 ? 512 : 256, (kGemvMinBlocks<GS, ASYM, NT, MT>)) w4a16_gemv_mma_kernel(const T* __restrict__ x, const int4* __restrict__ qw,
                                                              const T* __restrict__ scales,
                                                              const T* __restrict__ zeros, T* __restrict__ y,
                                                              int M, int N, int K) {
@@ -162,48 +218,42 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256) w4a16_gemv_mma_kernel(con
   const int m0 = blockIdx.y * 16;
   GemvCtx<T, GS, ASYM, NT, MT> cx;
   cx.knat = KNAT;  // a compile-time constant: the GEMV layout's kernels are the code they always were
-  cx.qw = qw;
-  cx.scales = scales;
-  cx.zeros = zeros;
+  const int tile0 = blockIdx.x * NT;
   cx.N = N;
   cx.chunks = K / 64;
-  cx.tile0 = blockIdx.x * NT;
   cx.lane = lane;
   cx.g = g;
   // 1024 + 8 (fp16) or 128 + 8 (bf16): the symmetric format's implicit zero point.
   cx.zsym = splat(Traits<T>::from_float(Traits<T>::kMagic + 8.f));
+  cx.x = x + static_cast<std::size_t>(m0) * K;
+  cx.qw = qw;
+  cx.scales = scales;
+  cx.zeros = zeros;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
-    const int m = m0 + mt * 8 + g;
-    cx.xok[mt] = m < M;
-    cx.xrow[mt] = x + static_cast<std::size_t>(cx.xok[mt] ? m : 0) * K + 8 * t;
+    const int m = mt * 8 + g;
+    cx.xok[mt] = m0 + m < M;
+    cx.xo[mt] = (cx.xok[mt] ? m : 0) * K + 8 * t;
   }
   cx.xs = reinterpret_cast<unsigned char*>(red + warps * NT * 16 * MT * 8) + warp * 2 * kXsStage<Stage::kChunks, MT>;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) cx.tok[nt] = cx.tile0 + nt < N / 16;
+  for (int nt = 0; nt < NT; ++nt) {
+    cx.tok[nt] = tile0 + nt < N / 16;
+    cx.qo[nt] = (tile0 + nt) * cx.chunks * 32 + lane;
+    cx.so[nt] = (tile0 + nt) * 16 + g;
+  }
 
   float acc[NT][MT][4];
   zero_tiles(acc);
 
-  // Two register stages: the loads of the next stage are issued before the current one is
-  // computed, so every warp always has 2 x 64 bytes per lane in flight (latency-bound otherwise).
-  // Warp w takes chunks w, w + warps, w + 2 * warps, ...; a stage holds kChunks of them.
-  const int step = Stage::kChunks * warps;
-  Stage sa, sb;
-  load_stage(sa, cx, warp, warps, 0);
-  for (int c0 = warp; c0 < cx.chunks; c0 += 2 * step) {
-    load_stage(sb, cx, c0 + step, warps, 1);
-    if (KNAT) fetch_x(sa, cx, 0);
-    compute_stage(sa, acc);
-    if (c0 + step >= cx.chunks) break;
-    load_stage(sa, cx, c0 + 2 * step, warps, 0);
-    if (KNAT) fetch_x(sb, cx, 1);
-    compute_stage(sb, acc);
-  }
-  if (KNAT) cp_async_wait<0>();  // nothing may land in shared memory after the warp moves on
+  // Blocks whose every stage is whole (K / 64 a multiple of the stage's chunks, every tile inside N)
+  // run the loop without bounds checks; the choice is uniform over the block.
+  if (cx.chunks % Stage::kChunks == 0 && tile0 + NT <= N / 16)
+    gemv_loop<false, KNAT>(cx, acc, warp, warps);
+  else
+    gemv_loop<true, KNAT>(cx, acc, warp, warps);
 
   // reduce the warps' K-slices through shared memory, then write y coalesced along n
-  const int tile0 = cx.tile0;
   constexpr int BN = NT * 16, BM = MT * 8;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
@@ -341,6 +391,9 @@ void w4a16_gemv(const void* x, const void* qweight, const void* scales, const vo
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(qweight) % 16 == 0,
                "w4a16_gemv: packed weights must be 16-byte aligned (one 16-byte load per lane)");
   TG_CHECK_ARG(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "w4a16_gemv: x must be 16-byte aligned");
+  // the kernels address the weights and scales by 32-bit offsets (fewer registers in the loop)
+  TG_CHECK_ARG(static_cast<long long>(N) * K / 32 <= 0x7fffffffLL,
+               "w4a16_gemv: N x K / 32 must fit in 31 bits (the kernels' 32-bit offsets); got N = ", N, ", K = ", K);
   const DeviceProps& d = device_props();
   const int major = d.cc_major;
   GemvConfig h = w4a16_gemv_config(M, N, K, d.sm_count, major, layout);
