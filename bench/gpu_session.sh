@@ -41,7 +41,10 @@ for s in $stages; do
       # or hanging file cannot hide the others' results (pytest -m "gpu or vllm" selects the GPU tests)
       # every test file with a GPU- or vLLM-marked test (found, not listed: a list missed two files);
       # TEST_FILES="tests/a.py tests/b.py" runs only those (a call's time limit holds only some files)
-      for f in ${TEST_FILES:-$(grep -lE "mark\.(gpu|vllm)" tests/test_*.py)}; do
+      # an entry FILE@EXPR runs only FILE's tests whose names match EXPR (pytest -k EXPR)
+      for e in ${TEST_FILES:-$(grep -lE "mark\.(gpu|vllm)" tests/test_*.py)}; do
+        f=${e%%@*}; k=""; [ "$f" != "$e" ] && k=${e#*@}
+        k=${k:-${TEST_K:-}}
         b=$(basename "$f" .py)
         # the two kernel-matrix files (correctness only, nothing timed) run on 4 workers when pytest-xdist
         # is carried (.whl/): most of their time is Triton's and the reference's, not the GPU's
@@ -49,9 +52,9 @@ for s in $stages; do
         case $b in test_w4a16_gpu|test_w4a16_gemm_sm90_gpu)
           python3 -c "import xdist" 2>/dev/null && par="-n ${XDIST_WORKERS:-4}" ;;
         esac
-        log "GPU tests: $f $par"
-        # TEST_K="expr" selects tests by name in every file (pytest -k)
-        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" $par -q -m "gpu or vllm" ${TEST_K:+-k "$TEST_K"} -p no:cacheprovider -rfE \
+        log "GPU tests: $f $par${k:+ -k $k}"
+        # TEST_K="expr" selects tests by name in every file without its own @EXPR (pytest -k)
+        timeout "${TEST_TIMEOUT:-300}" python3 -m pytest "$f" $par -q -m "gpu or vllm" ${k:+-k "$k"} -p no:cacheprovider -rfE \
           --durations=12 --junitxml="$OUT/$b.xml" >"$OUT/$b.log" 2>&1
         echo "   exit $? ($(tail -1 "$OUT/$b.log"))" | tee -a "$OUT/session.log"
       done ;;
