@@ -86,16 +86,22 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
   c.impl = cc_major >= 8 ? GemvImpl::kMma : GemvImpl::kSimt;  // mma.m16n8k16 with bf16 needs sm_80
 #endif
   const int tiles = N / 16, chunks = K / 64;
-  // Measured on an H100 over Llama-3-8B's layers (bench/tune_w4a16_gemv.py, committed results):
-  // - two tiles per block once N gives > 8 tiles per SM (each extra tile reuses the block's x loads);
-  //   four never won;
+  // Measured over Llama-3-8B's layers (bench/tune_w4a16_gemv.py; the H200's sweep of the current
+  // kernel is committed under bench/results/h200/sweeps/ and tests/test_harness_cpu.py checks this
+  // rule against it; the H100's predates the unchecked loop):
+  // - two tiles per block only for two m8 tiles (M > 8) once N gives > 8 tiles per SM (each extra
+  //   tile reuses the block's x loads); at M <= 8 the two-tile kernel lost to one tile per block with
+  //   4 warps on the H200 (gate_up 18.8 against 20.3 us: it needs 78 registers, three blocks per SM);
+  //   four tiles never won;
   // - when the grid fits in one wave (<= 2 tiles per SM), more warps per block split K finer and
   //   keep more loads in flight: 16 warps at M <= 8, 8 for two m8 tiles (twice the registers);
-  //   otherwise 8 (M <= 8) or 4 warps, so that several blocks share each SM.
-  c.n_tiles = tiles >= 8 * sm_count ? 2 : 1;
+  //   otherwise 8 (M <= 8) or 4 warps, so that several blocks share each SM, and 4 at M <= 8 with
+  //   > 8 tiles per SM.
+  const bool many = tiles >= 8 * sm_count;
+  c.n_tiles = M > 8 && many ? 2 : 1;
   const bool one_wave = tiles <= 2 * sm_count;
   if (M <= 8)
-    c.warps = one_wave && chunks >= 64 ? 16 : chunks >= 32 ? 8 : 4;
+    c.warps = one_wave && chunks >= 64 ? 16 : many ? 4 : chunks >= 32 ? 8 : 4;
   else
     c.warps = one_wave && chunks >= 64 ? 8 : 4;
   return c;
