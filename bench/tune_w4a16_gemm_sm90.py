@@ -24,7 +24,6 @@ def main():
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--m", default="1,8,16,32,64,128,256,512")
     p.add_argument("--splits", default="1,2,3,4,6,8")
-    p.add_argument("--pipelines", default="1,2", help="the consumer loops to time (w4a16.h, GemmSm90Config)")
     p.add_argument("--out", default="tune_w4a16_gemm_sm90.csv")
     a = p.parse_args()
     dev = _C.device_info()
@@ -48,31 +47,29 @@ def main():
             h = _C.w4a16_gemm_sm90_config(M, N, K, dev.sm_count)
             floor = (qv1.nbytes() + 2 * M * (K + N)) / (bw * 1e3)
 
-            def sm90(q, bm, sp, pl):
+            def sm90(q, bm, sp):
                 return lambda: _C.w4a16_gemm_sm90(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0,
-                                                  y.data_ptr(), M, N, K, 128, "float16", stream_handle(), bm, sp,
-                                                  pl)
+                                                  y.data_ptr(), M, N, K, 128, "float16", stream_handle(), bm, sp)
 
-            cands = [("gemv", None, None, None, [lambda q=q: tinygemm.ops.w4a16_gemv(x, q.qweight, q.scales, None, 128)
-                                                 for q in v1s])] if M <= 16 else []
-            cands.append(("triton", None, None, None,
-                          [lambda q=q: tinygemm.ops.w4a16_gemm(x, q.qweight, q.scales, None, 128) for q in v1s]))
+            cands = [("gemv", None, None, [lambda q=q: tinygemm.ops.w4a16_gemv(x, q.qweight, q.scales, None, 128)
+                                           for q in v1s])] if M <= 16 else []
+            cands.append(("triton", None, None, [lambda q=q: tinygemm.ops.w4a16_gemm(x, q.qweight, q.scales, None, 128)
+                                                  for q in v1s]))
             if M <= 16:  # the GEMV from the sm90 layout (natural-k x loads): the Hopper decode path
-                cands.append(("gemv_sm90", None, None, None,
+                cands.append(("gemv_sm90", None, None,
                               [lambda q=q: tinygemm.ops.w4a16_gemv(x, q.qweight, q.scales, None, 128, layout=q.layout)
                                for q in s90]))
             bms = [bm for bm in BLOCK_M if bm >= min(M, 128)][:2]
             for bm in bms:
                 for sp in [int(v) for v in a.splits.split(",")]:
-                    for pl in [int(v) for v in a.pipelines.split(",")]:
-                        cands.append(("gemm_sm90", bm, sp, pl, [sm90(q, bm, sp, pl) for q in s90]))
-            for kernel, bm, sp, pl, fns in cands:
+                    cands.append(("gemm_sm90", bm, sp, [sm90(q, bm, sp) for q in s90]))
+            for kernel, bm, sp, fns in cands:
                 t = timing.measure(fns=fns, bytes_per_call=qv1.nbytes(), mode="graph")
-                pick = kernel == "gemm_sm90" and (bm, sp, pl) == (h["block_m"], h["split"], h["pipeline"])
+                pick = kernel == "gemm_sm90" and (bm, sp) == (h["block_m"], h["split"])
                 rows.append(dict(layer=s.layer, K=K, N=N, M=M, kernel=kernel, block_m=bm or "", split=sp or "",
-                                 pipeline=pl or "", us=round(t.median_us, 3), floor_us=round(floor, 3),
+                                 us=round(t.median_us, 3), floor_us=round(floor, 3),
                                  pct_floor=round(100 * floor / t.median_us, 1), heuristic=int(pick), l2=t.l2))
-                print(f"{s.layer:14s} M={M:4d} {kernel:9s} bm={bm or '-':>3} split={sp or '-':>2} pipe={pl or '-'} "
+                print(f"{s.layer:14s} M={M:4d} {kernel:9s} bm={bm or '-':>3} split={sp or '-':>2} "
                       f"{t.median_us:8.2f} us  floor {floor:6.2f}  {100 * floor / t.median_us:5.1f}%"
                       f"{'  <- heuristic' if pick else ''}", flush=True)
     write_dicts(a.out, rows)

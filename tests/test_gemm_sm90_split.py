@@ -35,7 +35,7 @@ def h200_clusters():
 def sweep(name):
     by = collections.defaultdict(dict)
     for r in csv.DictReader(open(os.path.join(SWEEPS, name))):
-        if r["kernel"] == "gemm_sm90" and r.get("pipeline", "") in ("", "1"):  # the loop the split was fitted on
+        if r["kernel"] == "gemm_sm90":
             shape = (r["layer"], int(r["M"]), int(r["N"]), int(r["K"]))
             by[shape][(int(r["block_m"]), int(r["split"]))] = float(r["us"])
     return by

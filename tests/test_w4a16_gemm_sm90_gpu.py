@@ -43,24 +43,21 @@ def test_gemm_sm90_against_reference(K, N, gs, symmetric, dtype):
     for M in M_LIST:
         x = torch.randn(M, K, device="cuda").to(dtype)
         check(gemm_sm90(x, qw), x, qw, f"w4a16_gemm_sm90 M={M}")
-        check(gemm_sm90(x, qw, pipeline=2), x, qw, f"w4a16_gemm_sm90 pipeline 2 M={M}")
 
 
 @pytest.mark.parametrize("block_m", [8, 16, 32, 64, 128])
 @pytest.mark.parametrize("split", [1, 2, 3, 8])
-@pytest.mark.parametrize("pipeline", [1, 2])
-def test_every_gemm_sm90_configuration(block_m, split, pipeline):
-    """Every token tile, cluster split (3: uneven K shares; 8 with K = 640: CTAs with no K at all)
-    and consumer pipeline, on every scale path; N = 2112 leaves a partial column block; K = 640 is 5
-    stages (pipeline 2's stage-end release with an odd count, a CTA with one stage)."""
+def test_every_gemm_sm90_configuration(block_m, split):
+    """Every token tile and cluster split (3: uneven K shares; 8 with K = 640: CTAs with no K at
+    all), on every scale path; N = 2112 leaves a partial column block."""
     for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
                            (-1, False, torch.float16), (-1, True, torch.bfloat16)]:
         for K in (640, 1536):
             qw = make(K, 2112, gs, sym, dtype)
             for M in (1, block_m - 1 or 1, block_m + 3, 300):
                 x = torch.randn(M, K, device="cuda").to(dtype)
-                check(gemm_sm90(x, qw, block_m=block_m, split=split, pipeline=pipeline), x, qw,
-                      f"block_m={block_m} split={split} pipeline={pipeline} gs={gs} sym={sym} K={K} M={M}")
+                check(gemm_sm90(x, qw, block_m=block_m, split=split), x, qw,
+                      f"block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
 
 
 def gemv_sm90(x, qw, impl, **cfg):
@@ -199,14 +196,6 @@ def test_gemm_sm90_rejects_bad_config():
         gemm_sm90(x, qw, split=9)
 
 
-def test_bad_pipeline_is_refused():
-    qw = make(1024, 256, 128, True, torch.float16)
-    x = torch.randn(4, 1024, device="cuda").half()
-    for bad in (3, -1):
-        with pytest.raises(ValueError, match="pipeline must be 1 or 2"):
-            gemm_sm90(x, qw, pipeline=bad)
-
-
 def test_cluster_counts_and_the_split_they_choose():
     """The co-resident cluster counts the split heuristic reads: one-CTA clusters fill every SM with
     the occupancy the kernel was sized for (2 CTAs per SM up to 64 tokens, 1 above), wider clusters
@@ -241,7 +230,7 @@ def test_auto_dispatch_and_its_description():
     assert api.choose_backend(api.GEMV_MAX_M_SM90 + 1, dev, formats.LAYOUT_SM90) == "gemm_sm90"
     d = api.describe("auto", 64, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
-    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']} pipeline={c['pipeline']}"
+    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
     assert "impl=mma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     assert "impl=mma" in api.describe("gemv", 1, 4096, 4096, 128, dev, formats.LAYOUT)

@@ -89,9 +89,6 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
 struct GemmSm90Config {
   int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64 or 128 (0 = heuristic)
   int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
-  // the consumers' loop (0 = heuristic): 1 = one wgmma wait per stage; 2 = a wgmma group per k16
-  // step, dequantized while the previous one runs, no per-stage drain (bench/results/h200/README.md)
-  int pipeline = 0;
 };
 
 // y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in tinygemm-w4-sm90 (above); Hopper (sm_90a)

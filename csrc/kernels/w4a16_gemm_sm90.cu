@@ -122,7 +122,7 @@ TG_X2_OP(hmul2, "mul")
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <typename T, int BM, int WG, int PIPE>
+template <typename T, int BM, int WG>
 __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>::kMinBlocks)
     w4a16_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                            const __grid_constant__ CUtensorMap tm_s, const __grid_constant__ CUtensorMap tm_z,
@@ -221,95 +221,43 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
         }
       }
     };
-    if constexpr (PIPE == 1) {
-      for (int i = 0; i < nst; ++i) {
-        const int s = i % STAGES;
-        mbar_wait(&full[s], (i / STAGES) & 1);
-        const int c = (it0 + i) * KC;
+    for (int i = 0; i < nst; ++i) {
+      const int s = i % STAGES;
+      mbar_wait(&full[s], (i / STAGES) & 1);
+      const int c = (it0 + i) * KC;
 #pragma unroll
-        for (int kc = 0; kc < KC; ++kc) {
-          const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
-          const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
-          const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
-          // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
-          std::uint32_t a[4][4];
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            load_scales(s, c, kc, hh);
-            // (q - z) exact, the GEMV's dequant_word (fp16: one shift per word, 1.5 % faster here than
-            // three), then its product with the scale rounds once, as a dequantized weight matrix would
-#pragma unroll
-            for (int jj = 0; jj < 2; ++jj) {
-              dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
-#pragma unroll
-              for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
-            }
-          }
-          wgmma_fence();
-#pragma unroll
-          for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
-        }
-        // One wait per stage. Waiting less often measured slower: one group kept in flight across
-        // stages was within 1 % and raced; windows of 4 chunks per wait with the two warpgroups half a
-        // window out of phase were 7 % slower over 144 shapes x configurations (README, H200 notes).
-        // ptxas keeps a waited-for group's A registers safe only within the stage: redefining them
-        // while a group that read them may still run serializes every wgmma (C7513).
-        wgmma_commit();
-        wgmma_wait<0>();
-        if (lane == 0) mbar_arrive(&empty[s]);
-      }
-    } else {
-      // Pipeline 2, as CUTLASS's mixed-input mainloop: one wgmma group per k16 step, the next step's A
-      // fragment dequantized while it runs (each step has its own registers: ptxas keeps them apart
-      // without serializing, unlike a double buffer, step 6), and at each stage's end a wait for all
-      // but its last KB - 1 groups, which retires the previous stage: then it goes back to the
-      // producer. No drain per stage. Unmeasured; the sweep compares it with pipeline 1.
-      constexpr int KB = KC * 4;  // k16 steps per stage
-      std::uint32_t a[KB][4], words[KC][4];
-      auto load_words = [&](int s, int kc) {
+      for (int kc = 0; kc < KC; ++kc) {
         const uint4 w4 = *reinterpret_cast<const uint4*>(w_st(s) + ((4 * wg + wq) * KC + kc) * kTileBytes + lane * 16);
-        words[kc][0] = w4.x;
-        words[kc][1] = w4.y;
-        words[kc][2] = w4.z;
-        words[kc][3] = w4.w;
-      };
-      auto dequant_step = [&](int j) {
-        dequant_word<T>(words[j / 4][j % 4], zz[0], zz[1], a[j]);
+        const std::uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
+        const std::uint64_t desc = desc_sw128(x_st(s) + kc * BM * 128);
+        // dequantize the chunk's 4 steps; steps 2 hh and 2 hh + 1 share a group (groups are >= 32 deep)
+        std::uint32_t a[4][4];
 #pragma unroll
-        for (int q = 0; q < 4; ++q) a[j][q] = hmul2<T>(a[j][q], sc[q & 1]);
-      };
-      if (nst > 0) {
-        mbar_wait(&full[0], 0);
-        load_words(0, 0);
-        load_scales(0, it0 * KC, 0, 0);
-        dequant_step(0);
-      }
-      for (int i = 0; i < nst; ++i) {
-        const int s = i % STAGES, c = (it0 + i) * KC;
+        for (int hh = 0; hh < 2; ++hh) {
+          load_scales(s, c, kc, hh);
+          // (q - z) exact, the GEMV's dequant_word (fp16: one shift per word, 1.5 % faster here than
+          // three), then its product with the scale rounds once, as a dequantized weight matrix would
 #pragma unroll
-        for (int kb = 0; kb < KB; ++kb) {
-          wgmma_fence();
-          wgmma_rs<T, BM>(acc, a[kb], desc_sw128(x_st(s) + (kb / 4) * BM * 128) + 2 * (kb % 4), 1);
-          wgmma_commit();
-          if (kb < KB - 1) {
-            const int j = kb + 1;
-            if (j % 4 == 0) load_words(s, j / 4);
-            if (j % 2 == 0) load_scales(s, c, j / 4, (j % 4) / 2);
-            dequant_step(j);
-          } else {
-            wgmma_wait<KB - 1>();
-            if (i > 0 && lane == 0) mbar_arrive(&empty[(i - 1) % STAGES]);
-            if (i + 1 < nst) {
-              const int s1 = (i + 1) % STAGES;
-              mbar_wait(&full[s1], ((i + 1) / STAGES) & 1);
-              load_words(s1, 0);
-              load_scales(s1, c + KC, 0, 0);
-              dequant_step(0);
-            }
+          for (int jj = 0; jj < 2; ++jj) {
+            dequant_word<T>(words[2 * hh + jj], zz[0], zz[1], a[2 * hh + jj]);
+#pragma unroll
+            for (int q = 0; q < 4; ++q) a[2 * hh + jj][q] = hmul2<T>(a[2 * hh + jj][q], sc[q & 1]);
           }
         }
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wgmma_rs<T, BM>(acc, a[j], desc + 2 * j, 1);  // +32 bytes per k16 step
       }
-      wgmma_wait<0>();  // the accumulators are read below; the last stage needs no release
+      // One wait per stage. Waiting less often measured slower: one group kept in flight across
+      // stages was within 1 % and raced; windows of 4 chunks per wait with the two warpgroups half a
+      // window out of phase were 7 % slower over 144 shapes x configurations; a wgmma group per k16
+      // step with its own registers and a wait for all but the stage's last 7 (CUTLASS's
+      // mixed-input mainloop) was 8-16 % slower at every M (README, H200 notes, steps 3, 6, 9).
+      // ptxas keeps a waited-for group's A registers safe only within the stage: redefining them
+      // while a group that read them may still run serializes every wgmma (C7513).
+      wgmma_commit();
+      wgmma_wait<0>();
+      if (lane == 0) mbar_arrive(&empty[s]);
     }
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
@@ -362,9 +310,9 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
 // --- host ------------------------------------------------------------------------------------------
 
 // The kernel, its shared-memory opt-in done (more than 48 KB needs one, per instantiation and device).
-template <typename T, int BM, int WG, int PIPE>
+template <typename T, int BM, int WG>
 auto opted_in() {
-  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG, PIPE>;
+  auto kernel = w4a16_gemm_sm90_kernel<T, BM, WG>;
   static bool done[kMaxDevices] = {};
   const int dev = device_props().index;
   if (!done[dev]) {
@@ -399,11 +347,11 @@ template <int BM>
 int max_clusters(int split) {
   const ClusterLaunch<BM, 2> l(dim3(1, 1, split), split, nullptr);
   int n = 0;
-  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2, 1>(), &l.cfg));  // both pipelines: the same shared memory
+  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));
   return n;
 }
 
-template <typename T, int BM, int WG, int PIPE>
+template <typename T, int BM, int WG>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
@@ -442,18 +390,15 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.y = y;
 
   const ClusterLaunch<BM, WG> l(dim3((M + BM - 1) / BM, (N + Sh::kBN - 1) / Sh::kBN, split), split, st);
-  TG_GPU_CHECK(cudaLaunchKernelEx(&l.cfg, opted_in<T, BM, WG, PIPE>(), tx, tw, ts, tz, prm));
+  TG_GPU_CHECK(cudaLaunchKernelEx(&l.cfg, opted_in<T, BM, WG>(), tx, tw, ts, tz, prm));
   TG_CHECK_LAUNCH();
 }
 
 template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
-#define TG_CALL_BM(BM_)                                                                               \
-  if (c.block_m == BM_) {                                                                             \
-    if (c.pipeline == 2) return launch_sm90<T, BM_, 2, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st); \
-    return launch_sm90<T, BM_, 2, 1>(x, qw, s, z, y, M, N, K, group_size, c.split, st);                \
-  }
+#define TG_CALL_BM(BM_) \
+  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
@@ -503,13 +448,11 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
   const DeviceProps& d = device_props();
   TG_CHECK_ARG(d.cc_major == 9 && d.cc_minor == 0, "w4a16_gemm_sm90 needs a Hopper GPU (compute capability 9.0); got ",
                d.cc_major, ".", d.cc_minor);
-  if (cfg.block_m == 0 || cfg.split == 0 || cfg.pipeline == 0) {  // the heuristic only where asked for
+  if (cfg.block_m == 0 || cfg.split == 0) {  // the heuristic only where asked for
     const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
     if (cfg.block_m == 0) cfg.block_m = h.block_m;
     if (cfg.split == 0) cfg.split = h.split;
-    if (cfg.pipeline == 0) cfg.pipeline = h.pipeline;
   }
-  TG_CHECK_ARG(cfg.pipeline == 1 || cfg.pipeline == 2, "w4a16_gemm_sm90: pipeline must be 1 or 2; got ", cfg.pipeline);
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
   auto st = as_stream(stream);
   if (dtype == DType::kF16) return dispatch_bm<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
