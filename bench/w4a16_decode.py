@@ -377,8 +377,17 @@ def run(a) -> int:
         shutil.copyfile(os.path.join(part, "results.json"), os.path.join(a.out, f"results-{model}-tp{tp}.json"))
         save_gemlite_configs(backends, a.gemlite_save_config or os.path.join(a.out, "gemlite_config.json"))
         parts.append(part)
-    join_parts(parts, a.out)
+    join_parts(with_earlier_parts(a.out, parts), a.out)
     return 0
+
+
+def with_earlier_parts(out: str, parts: list[str]) -> list[str]:
+    """This invocation's per-model runs after those already in OUT: a --resume run for another model
+    joins the models run before it (one model per invocation is how a bar run stays inside a call's
+    time limit), which are listed first, so OUT/results.json stays the first run's."""
+    earlier = [os.path.join(out, d) for d in sorted(os.listdir(out))
+               if os.path.isfile(os.path.join(out, d, "results.csv")) and os.path.join(out, d) not in parts]
+    return earlier + parts
 
 
 def join_parts(parts: list[str], out: str) -> None:

@@ -129,3 +129,29 @@ def test_bad_inputs(wd, tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps(meta))
     assert wd.main(["--out", str(tmp_path), "--summarize-only"]) == 2
     assert "lacks matmul_tflops" in capsys.readouterr().err
+
+
+def test_a_resumed_run_for_another_model_joins_the_earlier_ones(wd, tmp_path):
+    """One model per invocation (--resume for the second): OUT/results.csv then holds both models'
+    rows, the first run's first, and OUT/results.json is the first run's."""
+    out = tmp_path / "bar"
+    first, second = out / "Llama-3-8B-tp1", out / "Llama-3-70B-tp4"
+    for d, model in ((first, "Llama-3-8B"), (second, "Llama-3-70B")):
+        d.mkdir(parents=True)
+        write_fixture(str(d), command=f"python3 -m tinygemm.bench --model {model}")
+        rows = list(csv.DictReader(open(d / "results.csv")))
+        for r in rows:
+            r["model"] = model
+        with open(d / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    (out / "notes").mkdir()  # a directory without results.csv is not a run
+    parts = wd.with_earlier_parts(str(out), [str(second)])
+    assert parts == [str(first), str(second)]
+    wd.join_parts(parts, str(out))
+    models = [r["model"] for r in csv.DictReader(open(out / "results.csv"))]
+    assert models == ["Llama-3-8B"] * (len(models) // 2) + ["Llama-3-70B"] * (len(models) // 2)
+    assert "Llama-3-8B" in json.load(open(out / "results.json"))["command"]
+    # the same run again: no part twice
+    assert wd.with_earlier_parts(str(out), [str(first), str(second)]) == [str(first), str(second)]
