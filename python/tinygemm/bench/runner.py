@@ -149,8 +149,10 @@ def _add_rotation(prep: Prepared, opts: Options) -> None:
     may_graph = t_opts.mode == _C.TimingMode.graph or (
         t_opts.mode == _C.TimingMode.auto and read_floor_us < t_opts.graph_threshold_us)
     if may_graph and t_opts.l2 == _C.L2Mode.cold:
-        free = torch.cuda.mem_get_info()[0]
         want = timing.rotation_copies(max(prep.weight_bytes, 1))
+        if len(prep.states) >= want:
+            return  # made at an earlier point (add_copies would add none): no free-memory query
+        free = torch.cuda.mem_get_info()[0]
         prep.add_copies(max(1, min(want, int(0.5 * free // max(prep.weight_bytes, 1)))))
 
 
