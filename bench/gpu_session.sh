@@ -2,7 +2,7 @@
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
 #   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [decode] [harness-ncu] [bench]
-#                             [seeds|seed000] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
+#                             [seeds|seed000] [sweep-cost] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
 # PACK_OUT=1 packs $OUT into one gpu-out.tgz at the end.
@@ -104,6 +104,21 @@ for s in $stages; do
       python3 -m tinygemm.analyze cliffs "$OUT/seed000/results.csv" --check-split -o "$OUT/seed000/analysis" 2>&1 | tail -30
       python3 -m tinygemm.plot "$OUT/seed000/results.csv" --out "$OUT/seed000/plots" >/dev/null
       python3 -m tinygemm.report "$OUT/seed000" --force ;;
+    sweep-cost)
+      # issue 15: where each sweep's wall time goes (results.json's phase_s, bench/phases.py), for the
+      # default run and for seed 000's sweep (its command as in seed000, another --out); the process's
+      # own wall clock too (imports and ceilings are outside the sweep's)
+      phases() { python3 -c "import json, sys; from tinygemm.bench.phases import line; m = json.load(open(sys.argv[1]))
+print(m['points'], 'points,', m['timed_kernel_s'], 's timed kernels (one launch per sample);', line(m['phase_s'], m['wall_s'], m['outside_sweep_s']))" "$1/results.json"; }
+      TIMEFORMAT="   process wall clock %R s"
+      log "sweep cost: python -m tinygemm.bench (defaults)"
+      time { python3 -m tinygemm.bench --out "$OUT/bench-default" --force 2>&1 | tail -3; }
+      phases "$OUT/bench-default"
+      log "sweep cost: seed 000's sweep (torch fp16, K=4096 N=14336, M 4:32768:4, --kernel-names)"
+      time { python3 -m tinygemm.bench --model Llama-3-8B --tp 2 --module gate_up_proj --batches 4:32768:4 \
+        --backends torch_matmul --kernel-names --export-seed --max-samples 50 --budget-ms 300 \
+        --out "$OUT/sweep-cost-seed000" --force --quiet 2>&1 | tail -5; }
+      phases "$OUT/sweep-cost-seed000" ;;
     seed002)
       log "seed 002: INT4 implementations at m=1, n=k=8192, group 128 (time, weight and peak memory)"
       python3 -m tinygemm.bench --shapes "1,8192,8192" --backends all --prepare-cost --out "$OUT/seed002" --force \

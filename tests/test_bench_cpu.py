@@ -149,3 +149,39 @@ def test_backends_count_their_own_bytes_and_flops():
     assert reg["aiter_ck"].peak_tflops(peaks, None) == 1979.0
     assert fp16.peak_tflops(None, torch.float16) is None
     assert point_cost_s(K, N, M) > point_cost_s(K, N, 1) > 0
+
+
+def test_phases_add_up_to_the_wall_clock():
+    """Real work timed by the sweep's phase clock: each phase holds its spans' sum, "other" the wall
+    clock's rest, and the record adds up to the wall clock (phases never overlap)."""
+    import time
+
+    from tinygemm.bench.phases import Phases, line, ordered
+
+    def work(seconds):
+        t = time.perf_counter()
+        while time.perf_counter() < t + seconds:
+            pass
+        return time.perf_counter() - t
+
+    ph = Phases()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        with ph.time("refcheck"):
+            work(0.004)
+        # what timing.measure(spent=...) fills: its own spans
+        ph.add_timing({"samples": work(0.002), "estimate": work(0.001)})
+        work(0.003)  # in no phase: "other"
+        with ph.time("csv"):
+            work(0.001)
+    wall = time.perf_counter() - t0
+    rec = ph.record(wall)
+    assert list(rec) == ordered(rec) == ["refcheck", "timing.estimate", "timing.samples", "csv", "other"]
+    assert 0.012 <= rec["refcheck"] < 0.012 + 0.05 and rec["timing.samples"] >= 0.006
+    assert abs(sum(rec.values()) - wall) < 0.003 and sum(rec.values()) <= wall + 0.0025
+    assert rec["other"] >= 0.009 - 0.0025
+    text = line(rec, wall, {"startup": 2.5})
+    assert text.startswith(f"sweep {wall:.3f} s: ") and "outside the sweep: startup 2.5 s" in text
+    assert text.index("refcheck") < text.index("timing.samples")  # largest first
+    with pytest.raises(ValueError, match="unknown phase 'refchek'"):
+        ph.add("refchek", 1.0)

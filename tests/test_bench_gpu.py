@@ -33,6 +33,17 @@ def test_short_run_over_every_available_backend(tmp_path):
         assert not math.isnan(float(r["gbps"]))
         if peak and r["pct_peak_flops"]:
             assert float(r["pct_peak_flops"]) < 105, r  # nothing runs above the datasheet
+    # where the run's time went: the phases a point runs, adding up to the sweep's wall clock
+    meta = results.read_meta(str(tmp_path / "results.json"))
+    ph, wall = meta["phase_s"], meta["wall_s"]
+    for k in ("inputs", "prepare", "refcheck", "timing.estimate", "timing.warmup", "timing.samples",
+              "timing.flush_and_wait", "rows", "csv", "other"):
+        assert k in ph, (k, ph)
+    assert all(v >= 0 for k, v in ph.items() if k != "other"), ph
+    assert sum(ph.values()) <= wall + 0.001 * len(ph) and ph["other"] >= -0.001 * len(ph), (ph, wall)
+    # the timed samples hold at least the recorded median x samples (one launch each)
+    assert ph["timing.samples"] >= 0.9 * meta["timed_kernel_s"], (ph, meta["timed_kernel_s"])
+    assert set(meta["outside_sweep_s"]) == {"startup", "ceilings"}
 
 
 NEW_PEERS = ["machete_uint4b8", "machete_uint4", "marlin_float8_e4m3fn", "marlin_nvfp4", "marlin_mxfp4"]

@@ -98,7 +98,7 @@ def test_cli_shard_dry_run_and_errors():
 
 
 def write_shard(d, p, rec, i, n, backends=("a", "b"), device="NVIDIA H100 80GB HBM3", versions=None, drop=0,
-                extra_rows=()):
+                extra_rows=(), phase_s=None):
     """A shard directory as the bench writes it (rows via results.CsvWriter), less `drop` rows."""
     os.makedirs(d, exist_ok=True)
     w = results.CsvWriter(os.path.join(d, "results.csv"), append=False)
@@ -112,7 +112,8 @@ def write_shard(d, p, rec, i, n, backends=("a", "b"), device="NVIDIA H100 80GB H
         "device": {"name": device}, "versions": versions or {"tinygemm": "0.1.0", "torch": "2.11.0"},
         "backends": list(backends), "unavailable": {}, "points": len(rows) - drop, "timed_kernel_s": 1.0,
         "wall_s": 2.0 + i, "interrupted": False, "measured_ceilings": {"copy_gbps": 3000.0 + i},
-        "plan": rec, "shard": shard.shard_record(p, i, n)})
+        "plan": rec, "shard": shard.shard_record(p, i, n),
+        **({"phase_s": phase_s, "outside_sweep_s": {"startup": 1.0, "ceilings": 0.5}} if phase_s else {})})
     return str(d)
 
 
@@ -136,6 +137,22 @@ def test_merge_gives_the_unsharded_rows_in_order(tmp_path, small_plan):
     # never overwritten without --force
     assert main(["merge", *dirs, "--out", str(tmp_path / "m")]) == 2
     assert main(["merge", *dirs, "--out", str(tmp_path / "m"), "--force"]) == 0
+
+
+def test_merge_sums_the_shards_phases(tmp_path, small_plan):
+    """phase_s (where each shard's wall clock went) is summed over the shards, key by key, a key only
+    one shard has included; wall_s stays the longest shard's. Shards from before phase_s merge to {}."""
+    p, rec = small_plan
+    ph = [{"prepare": 0.5, "timing.samples": 1.0, "other": 0.5}, {"prepare": 0.25, "timing.samples": 1.5,
+                                                                  "kernel_names": 0.125, "other": 0.125}]
+    dirs = [write_shard(tmp_path / f"s{i}", p, rec, i, 2, phase_s=ph[i]) for i in (0, 1)]
+    assert main(["merge", *dirs, "--out", str(tmp_path / "m")]) == 0
+    meta = json.load(open(tmp_path / "m" / "results.json"))
+    assert meta["phase_s"] == {"prepare": 0.75, "timing.samples": 2.5, "kernel_names": 0.125, "other": 0.625}
+    assert meta["outside_sweep_s"] == {"startup": 2.0, "ceilings": 1.0} and meta["wall_s"] == 3.0
+    old = [write_shard(tmp_path / f"o{i}", p, rec, i, 2) for i in (0, 1)]
+    assert main(["merge", *old, "--out", str(tmp_path / "mo")]) == 0
+    assert json.load(open(tmp_path / "mo" / "results.json"))["phase_s"] == {}
 
 
 def test_merge_reports_missing_points_and_shards(tmp_path, small_plan, capsys):

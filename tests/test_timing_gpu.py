@@ -115,3 +115,26 @@ def test_cupti_mode_times_torch_kernels_like_events_on_a_long_gemm():
     cupti = timing.measure(lambda: a @ b, mode="cupti")
     event = timing.measure(lambda: a @ b, mode="event")
     assert cupti.median_us > 50 and abs(cupti.median_us - event.median_us) / event.median_us < 0.05, (cupti, event)
+
+
+@pytest.mark.parametrize("mode", ["event", "graph"])
+def test_spent_splits_the_call_and_counts_every_launch_of_a_sample(mode):
+    """measure(spent=...): the keys SPENT names, adding up to the call's wall clock; "samples" is the
+    samples' GPU time, every launch of each (a graph sample replays many): 50 us spins, so at least
+    50 us x samples x launches per sample, and within the call."""
+    import time
+
+    spent = {}
+    t0 = time.perf_counter()
+    t = timing.measure(lambda: _C.spin(50_000, stream_handle()), l2="cold", mode=mode, spent=spent)
+    wall = time.perf_counter() - t0
+    assert t.mode == mode and set(spent) <= set(timing.SPENT)
+    assert {"estimate", "setup", "warmup", "samples", "lead_in", "flush_and_wait", "other"} <= set(spent)
+    assert ("graph_capture" in spent) == (mode == "graph")
+    assert all(v >= 0 for k, v in spent.items() if k != "other"), spent
+    assert abs(sum(spent.values()) - wall) < 1e-3, (spent, wall)
+    launches = t.samples * t.ops_per_sample
+    assert 0.98 * 50e-6 * launches <= spent["samples"] <= wall, (spent, launches)
+    again = dict(spent)
+    timing.measure(lambda: _C.spin(50_000, stream_handle()), l2="cold", mode=mode, spent=spent)
+    assert all(spent[k] >= again[k] for k in again if k != "other")  # added into, not replaced

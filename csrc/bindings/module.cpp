@@ -130,7 +130,11 @@ PYBIND11_MODULE(_C, m) {
       .def_readonly("l2", &tg::TimerResult::l2)
       .def_readonly("ops_per_sample", &tg::TimerResult::ops_per_sample)
       .def_readonly("warmup_runs", &tg::TimerResult::warmup_runs)
-      .def_readonly("clock", &tg::TimerResult::clock);
+      .def_readonly("clock", &tg::TimerResult::clock)
+      .def_readonly("warmup_ms", &tg::TimerResult::warmup_ms)
+      .def_readonly("sampling_ms", &tg::TimerResult::sampling_ms)
+      .def_readonly("lead_in_us", &tg::TimerResult::lead_in_us)
+      .def_readonly("batches", &tg::TimerResult::batches);
   m.attr("max_samples_limit") = tg::kMaxSamplesLimit;
   m.attr("max_rotation_copies") = tg::kMaxRotationCopies;
   m.def("default_flush_bytes", &tg::default_flush_bytes, py::arg("l2_bytes"));

@@ -1,6 +1,7 @@
 // CPU-only builds: every GPU entry point exists and raises tg::NoGpuBuild, whose message says why,
 // so the package installs and imports everywhere and fails clearly where a GPU is needed.
 #include "../kernels/w4a16.h"
+#include "clock.h"  // Timer holds a ClockReader (its destructor is inline)
 #include "device_ops.h"
 #include "timer.h"
 #include "tinygemm/status.h"

@@ -50,6 +50,8 @@ DeviceInfo device_info(int device) {
 Timer::Timer(std::uintptr_t stream) : stream_(stream) {
   const DeviceInfo d = device_info();
   pci_bus_id_ = d.pci_bus_id;
+  l2_bytes_ = d.l2_bytes;
+  clock_ = std::make_unique<ClockReader>(pci_bus_id_, d.index);
   TG_GPU_CHECK(cudaMalloc(reinterpret_cast<void**>(&sink_), sizeof(int)));
 }
 
@@ -60,10 +62,7 @@ Timer::~Timer() {
 }
 
 void Timer::ensure_flush_buffer(std::size_t bytes) {
-  if (bytes == 0) {
-    const DeviceInfo d = device_info();
-    bytes = default_flush_bytes(d.l2_bytes);
-  }
+  if (bytes == 0) bytes = default_flush_bytes(l2_bytes_);
   bytes = (bytes + 15) / 16 * 16;
   if (flush_buf_ && flush_bytes_ == bytes) return;
   if (flush_buf_) TG_GPU_CHECK(cudaFree(flush_buf_));
@@ -119,12 +118,11 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   const bool cold = opts.l2 == L2Mode::kCold;
   if (cold) ensure_flush_buffer(opts.flush_bytes);
   auto s = as_stream(stream_);
-  int dev = 0;
-  TG_GPU_CHECK(cudaGetDevice(&dev));
-  ClockReader clock(pci_bus_id_, dev);
+  const ClockReader& clock = *clock_;
 
   // warm-up: as many samples as fit in warmup_ms (at least one), flushed like the real ones
   TimerResult r;
+  const auto w0 = Clock::now();
   const double est = estimate_us(fn, 1);
   // The GPU spins this long before each sample's start event: twice the host's enqueue time of one
   // sample (host_us_, in us; x 1000 to ns, x 2 for margin), so the timed region never waits on the
@@ -139,6 +137,8 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     fn();
   }
   TG_GPU_CHECK(cudaStreamSynchronize(s));
+  r.warmup_ms = ms_since(w0);
+  r.lead_in_us = lead_in_ns / 1000.0;
   // the untimed runs before the samples: the warm-up loop plus estimate_us(fn, 1)'s two calls
   // (its first, absorbing lazy initialisation, and the one it times)
   constexpr int kEstimateRuns = 1 + 1;
@@ -189,6 +189,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
+    ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))
       break;
@@ -198,6 +199,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     // ends the loop after it).
     batch = std::clamp(st.n / 2, 5, std::max(5, opts.max_samples - st.n));
   }
+  r.sampling_ms = ms_since(t0);
   r.us = st;
   r.mode = mode_label;
   r.l2 = to_string(opts.l2);

@@ -6,12 +6,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "stats.h"
 
 namespace tg {
+
+class ClockReader;  // clock.h
 
 enum class L2Mode { kCold, kHot };
 // kCupti: each sample is the span of the GPU's own timestamps of the kernels it launched (CUPTI
@@ -72,6 +75,13 @@ struct TimerResult {
   int ops_per_sample = 1;           // launches per timed sample (graph mode: launches per replay)
   int warmup_runs = 0;
   ClockInfo clock;
+  // Where sample()'s host wall time went (steady clock; what a sweep's cost breakdown reads): the
+  // warm-up (its estimate_us call, the warm-up runs and their synchronisation) and the sampling loop
+  // (every batch's flushes, lead-in spins and samples, the clock readings, each batch's wait).
+  double warmup_ms = 0;
+  double sampling_ms = 0;
+  double lead_in_us = 0;            // the GPU spin before each sample (untimed)
+  int batches = 0;                  // sampling rounds: one synchronisation and event readback each
 };
 
 struct DeviceInfo {
@@ -117,6 +127,10 @@ class Timer {
  private:
   void ensure_flush_buffer(std::size_t bytes);
   std::uintptr_t stream_;
+  // Looked up once per timer, not per sample() call: the device's L2 size (cudaGetDeviceProperties
+  // is slow) and its NVML handle (found by PCI bus id).
+  std::size_t l2_bytes_ = 0;
+  std::unique_ptr<ClockReader> clock_;
   void* flush_buf_ = nullptr;
   int* sink_ = nullptr;
   std::size_t flush_bytes_ = 0;

@@ -12,13 +12,19 @@ Graph mode replays many launches at once, so with a single callable only the fir
 replay sees a cold L2. Pass several callables that read *different* buffers (`fns=[...]`) and the
 bytes each reads (`bytes_per_call`): the launches then rotate through them, and the result is
 labelled "cold" only when the rotation reads more than twice the L2 between reuses of a buffer.
+
+`measure(..., spent={})` also says where its own wall time went (SPENT: the mode's estimate, graph
+capture, warm-up, the timed samples, the flushes between them ...), added into the dict: what a
+sweep's cost breakdown sums.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -149,7 +155,26 @@ def timer() -> "_C.Timer":
 
 
 def l2_bytes() -> int:
-    return _C.device_info().l2_bytes
+    return _l2_bytes(torch.cuda.current_device())
+
+
+@functools.cache
+def _l2_bytes(device: int) -> int:
+    # once per device: device_info() reads every device property (cudaGetDeviceProperties is slow)
+    return _C.device_info(device).l2_bytes
+
+
+# measure(spent=...)'s keys: where one measurement's host wall time goes.
+SPENT = {
+    "estimate": "the per-call estimate that picks the mode (a few untimed calls)",
+    "graph_capture": "graph mode: warming the capture stream, capturing the launches, instantiating",
+    "setup": "the harness's setup before its warm-up (flush buffer, checks)",
+    "warmup": "the harness's warm-up: its own estimate and the untimed, flushed warm-up runs",
+    "samples": "the GPU time of the timed samples (every launch of each; what the statistics are of)",
+    "lead_in": "the untimed GPU spin before each sample (lets the host enqueue it)",
+    "flush_and_wait": "the rest of the sampling loop: the L2 flushes, clock readings, each batch's wait",
+    "other": "the rest of measure(): options, graph teardown, Python",
+}
 
 
 def measure(
@@ -157,9 +182,40 @@ def measure(
     *,
     fns: Sequence[Callable[[], object]] | None = None,
     bytes_per_call: int | None = None,
+    spent: dict[str, float] | None = None,
     **opts,
 ) -> Timing:
-    """Time `fn` (or a rotation `fns`), which must launch its work on torch's current stream."""
+    """Time `fn` (or a rotation `fns`), which must launch its work on torch's current stream. With
+    `spent`, the seconds this call took are added into it by phase (the keys of SPENT)."""
+    t_start = time.perf_counter()
+    acc: dict[str, float] = {}
+    try:
+        return _measure(fn, fns, bytes_per_call, acc, opts)
+    finally:
+        if spent is not None:
+            acc["other"] = time.perf_counter() - t_start - sum(acc.values())
+            for k, v in acc.items():
+                spent[k] = spent.get(k, 0.0) + v
+
+
+def _sample(t, fn, o, ops: int, label: str, acc: dict) -> "_C.TimerResult":
+    """The harness's sample(), its wall time split as SPENT says (the C++ side reports its warm-up and
+    sampling loop; the samples' own GPU time is their sum: mean x count x launches per sample)."""
+    t0 = time.perf_counter()
+    r = t.sample(fn, o, ops, label)
+    wall = time.perf_counter() - t0
+    samples = r.us.mean * r.us.n * r.ops_per_sample * 1e-6
+    lead_in = r.lead_in_us * r.us.n * 1e-6
+    sampling = r.sampling_ms * 1e-3
+    acc["setup"] = wall - r.warmup_ms * 1e-3 - sampling
+    acc["warmup"] = r.warmup_ms * 1e-3
+    acc["samples"] = samples
+    acc["lead_in"] = lead_in
+    acc["flush_and_wait"] = max(sampling - samples - lead_in, 0.0)
+    return r
+
+
+def _measure(fn, fns, bytes_per_call, acc: dict, opts: dict) -> Timing:
     if (fn is None) == (fns is None):
         raise ValueError("pass exactly one of fn or fns")
     calls = [fn] if fn is not None else list(fns)
@@ -169,11 +225,14 @@ def measure(
     t = timer()
     counter = itertools.count()
     rotate = calls[0] if len(calls) == 1 else (lambda: calls[next(counter) % len(calls)]())
+    t0 = time.perf_counter()
     est = t.estimate_us(rotate, 3)
+    acc["estimate"] = time.perf_counter() - t0
     mode = _C.choose_mode(est, o)
     if mode in (_C.TimingMode.event, _C.TimingMode.cupti):
-        return _to_timing(t.sample(rotate, o, 1, mode.name), "cold" if o.l2 == _C.L2Mode.cold else "hot")
+        return _to_timing(_sample(t, rotate, o, 1, mode.name, acc), "cold" if o.l2 == _C.L2Mode.cold else "hot")
 
+    t0 = time.perf_counter()
     n = _C.graph_launch_count(est, o)
     n = -(-n // len(calls)) * len(calls)  # whole rotations
     graph = torch.cuda.CUDAGraph()
@@ -192,8 +251,9 @@ def measure(
         enough = bytes_per_call is not None and bytes_per_call > 0 and _C.rotation_is_cold(
             len(calls), int(bytes_per_call), l2_bytes())
         l2 = "cold" if enough else "cold-first"
+    acc["graph_capture"] = time.perf_counter() - t0
     try:
-        return _to_timing(t.sample(graph.replay, o, n, "graph"), l2)
+        return _to_timing(_sample(t, graph.replay, o, n, "graph", acc), l2)
     finally:
         del graph
 

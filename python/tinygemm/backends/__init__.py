@@ -35,7 +35,8 @@ class Prepared:
     weight_bytes: int                                     # bytes of one state (read per call)
     weight_format: str
     x_dtype: torch.dtype                                  # what call() takes
-    # activations in the backend's input format (e.g. fp8 + scale); returns (x_in, fp32 x for the ref)
+    # activations in the backend's input format (e.g. fp8 + scale); returns (x_in, x for the ref: fp32,
+    # or a dtype that converts to fp32 exactly, as the reference converts the rows it checks)
     make_input: Callable[[torch.Tensor], tuple[Any, torch.Tensor]] | None = None
     workspace_bytes: int = 0
     # the load-time conversion from a checkpoint format into this backend's (timed by --prepare-cost;
@@ -55,7 +56,9 @@ class Prepared:
         if self.make_input is not None:
             return self.make_input(x)
         xi = x.to(self.x_dtype)
-        return xi, xi.float()
+        # xi itself for the reference, not xi.float(): the check reads a few rows of it and matmul_ref
+        # converts those (the same values), so no fp32 copy of every row (512 MB at M = 32768, K = 4096)
+        return xi, xi
 
 
 def gemm_flops(M: int, N: int, K: int) -> float:

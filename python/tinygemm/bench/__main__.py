@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from .. import shapes as S
 from . import shard as SH
@@ -107,6 +108,7 @@ def print_plan(a, plan: list, plan_rec: dict, shard_rec: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    t_main = time.perf_counter()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         from .merge import main as merge_main
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli_errors import exit_2_on_bad_input
     from ..display import console as make_console
     from . import session
+    from .phases import line
     from .runner import Stats
 
     if why := session.gpu_problem():
@@ -146,15 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     if not backends:
         console.print("[red]no requested backend can run here[/]")
         return 2
-    peaks, ceil, device = session.measure_ceilings(dev, console)
-    session.configure(backends, a)
     stats = Stats()
+    with stats.phases.time("ceilings"):
+        peaks, ceil, device = session.measure_ceilings(dev, console)
+    session.configure(backends, a)
+    stats.phases.add("startup", time.perf_counter() - t_main - stats.phases.s["ceilings"])
     s = session.sweep(plan, backends, session.run_options(a, peaks, ceil), o.csv_path, a.resume, o.done, stats,
                       console, a.quiet)
     session.record(argv, o, device, ceil, backends, off, stats, s, plan_rec, shard_rec, a.export_seed, console)
     print_summary(s.rows, console)
     console.print(f"{stats.points} points in {s.wall_s:.1f} s (timed kernels {stats.timed_s:.1f} s); "
                   f"results in {o.csv_path}")
+    console.print(line(stats.phases.record(s.wall_s), s.wall_s, stats.phases.outside()))
     if s.interrupted:
         console.print("[yellow]interrupted: every finished row is in the CSV; --resume continues[/]")
         return 130

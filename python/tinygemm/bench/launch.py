@@ -26,6 +26,7 @@ from datetime import datetime
 from .. import results
 from . import merge as MG
 from . import shard as SH
+from .phases import line as phase_line
 
 POLL_S = 0.5
 # lines of a failed worker's log shown in its report
@@ -280,6 +281,9 @@ def finish(workers: list[Worker], plan: list, backends: list[str], out: str, con
         print(f"merge: {e}", file=sys.stderr)
         return 1
     console.print(f"merged {len(workers)} shards: {len(m.rows)} rows in {os.path.join(out, 'results.csv')}")
+    if m.meta.get("phase_s"):
+        walls = sum(f.get("wall_s") or 0.0 for f in m.meta["merged_from"])
+        console.print("summed over the shards: " + phase_line(m.meta["phase_s"], walls, m.meta["outside_sweep_s"]))
     for line in MG.missing_lines(m, len(workers)):
         console.print(line, markup=False, highlight=False)
     if interrupted:

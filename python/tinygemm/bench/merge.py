@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from .. import results
 from . import shard as SH
+from .phases import summed
 
 # results.json fields that must agree between the shards of one merge
 SAME = (("GPU model", lambda m: m["device"]["name"]),
@@ -192,6 +193,9 @@ def merge(paths: list[str]) -> Merged:
         points=sum(s.meta.get("points", 0) for s in shards),
         timed_kernel_s=round(sum(s.meta.get("timed_kernel_s", 0.0) for s in shards), 3),
         wall_s=max(s.meta.get("wall_s", 0.0) for s in shards),     # the shards ran side by side
+        # where the time went, summed over the shards (so over their walls' sum, not over wall_s)
+        phase_s=summed([s.meta.get("phase_s") or {} for s in shards]),
+        outside_sweep_s=summed([s.meta.get("outside_sweep_s") or {} for s in shards]),
         interrupted=any(s.meta.get("interrupted") for s in shards),
         backend_extra=extra,
         complete=not missing,

@@ -16,6 +16,7 @@ from .. import _C, timing
 from ..backends import Backend, Prepared, Problem
 from ..results import row_key
 from .cost import NOMINAL_BYTES_PER_S
+from .phases import Phases
 
 # a point whose p90 exceeds this multiple of its p10 is flagged in its note
 UNSTABLE_P90_OVER_P10 = 1.5
@@ -49,9 +50,12 @@ class Options:
 @dataclass
 class Stats:
     points: int = 0
-    timed_s: float = 0.0      # sum over points of (median time x samples): the timed kernels
+    # sum over points of (median time x samples): one launch per sample, so in graph mode (a sample
+    # replays many launches) far less than the GPU time of the samples (phases' "timing.samples")
+    timed_s: float = 0.0
     wall_s: float = 0.0
     backend_extra: dict = field(default_factory=dict)  # per backend: what it reports once (Machete's schedules)
+    phases: Phases = field(default_factory=Phases)     # where the wall time went (results.json's phase_s)
 
 
 def _sample_rows(M: int, device) -> torch.Tensor:
@@ -89,19 +93,28 @@ def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
 
 def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
                   stats: Stats) -> dict:
-    """One row: the backend's result checked, its memory, its time, and what that time means."""
-    row = base_row(shape, backend, M, opts)
-    row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6,
-               note=_config_note(prep, M))
-    xin, xref = prep.input(x)
-    err, row["peak_mem_mb"] = _check(prep, xin, xref, opts)
-    row["max_rel_err"] = err if err is not None else ""
-    _add_rotation(prep, opts)
+    """One row: the backend's result checked, its memory, its time, and what that time means.
+    (Host-side spans: GPU work a phase only enqueues lands in the next phase that waits for it.)"""
+    ph = stats.phases
+    with ph.time("rows"):
+        row = base_row(shape, backend, M, opts)
+        row.update(weight_format=prep.weight_format, weight_mb=prep.weight_bytes / 1e6,
+                   note=_config_note(prep, M))
+    with ph.time("inputs"):
+        xin, xref = prep.input(x)
+    with ph.time("refcheck"):
+        err, row["peak_mem_mb"] = _check(prep, xin, xref, opts)
+        row["max_rel_err"] = err if err is not None else ""
+    with ph.time("rotation"):
+        _add_rotation(prep, opts)
     t = _time(prep, xin, opts, stats)
-    row.update(_metrics(t, backend, prep, shape, M, opts))
+    with ph.time("rows"):
+        row.update(_metrics(t, backend, prep, shape, M, opts))
     if opts.kernel_names:
-        row["kernel_names"] = _kernel_names(lambda: prep.call(prep.states[0], xin))
-    _flag(row, t, err, backend)
+        with ph.time("kernel_names"):
+            row["kernel_names"] = _kernel_names(lambda: prep.call(prep.states[0], xin))
+    with ph.time("rows"):
+        _flag(row, t, err, backend)
     return row
 
 
@@ -136,15 +149,21 @@ def _add_rotation(prep: Prepared, opts: Options) -> None:
     may_graph = t_opts.mode == _C.TimingMode.graph or (
         t_opts.mode == _C.TimingMode.auto and read_floor_us < t_opts.graph_threshold_us)
     if may_graph and t_opts.l2 == _C.L2Mode.cold:
-        free = torch.cuda.mem_get_info()[0]
         want = timing.rotation_copies(max(prep.weight_bytes, 1))
+        if len(prep.states) >= want:
+            return  # made at an earlier point (add_copies would add none): no free-memory query
+        free = torch.cuda.mem_get_info()[0]
         prep.add_copies(max(1, min(want, int(0.5 * free // max(prep.weight_bytes, 1)))))
 
 
 def _time(prep: Prepared, xin, opts: Options, stats: Stats) -> timing.Timing:
     """The harness's measurement, rotating through the weight states."""
     fns = [(lambda s=s: prep.call(s, xin)) for s in prep.states]
-    t = timing.measure(fns=fns, bytes_per_call=prep.weight_bytes, **opts.timing)
+    spent: dict[str, float] = {}
+    try:
+        t = timing.measure(fns=fns, bytes_per_call=prep.weight_bytes, spent=spent, **opts.timing)
+    finally:
+        stats.phases.add_timing(spent)
     stats.timed_s += t.median_us * t.samples * 1e-6
     return t
 
@@ -210,52 +229,65 @@ def measure_repack(prep: Prepared, backend: Backend, shape: Shape, opts: Options
 
 def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done: set, stats: Stats, advance) -> None:
     """All backends and batch sizes of one weight shape."""
-    p = Problem(shape.K, shape.N, opts.dtype, opts.group_size, opts.symmetric)
-    gen = torch.Generator(device="cuda").manual_seed(hash((shape.K, shape.N)) % 2**31)
-    # y ~ N(0, 1) entries: x ~ N(0, 1), W ~ N(0, 1/K); never zeros
-    w = torch.randn(shape.K, shape.N, device="cuda", generator=gen) / shape.K**0.5
-    x_all = torch.randn(max(shape.batches), shape.K, device="cuda", generator=gen).to(opts.dtype)
+    ph = stats.phases
+    with ph.time("inputs"):
+        p = Problem(shape.K, shape.N, opts.dtype, opts.group_size, opts.symmetric)
+        gen = torch.Generator(device="cuda").manual_seed(hash((shape.K, shape.N)) % 2**31)
+        # y ~ N(0, 1) entries: x ~ N(0, 1), W ~ N(0, 1/K); never zeros
+        w = torch.randn(shape.K, shape.N, device="cuda", generator=gen) / shape.K**0.5
+        x_all = torch.randn(max(shape.batches), shape.K, device="cuda", generator=gen).to(opts.dtype)
+        torch.cuda.synchronize()  # their GPU time counted here, not in the first point's check
     for b in backends:
         todo = [M for M in shape.batches if row_key(base_row(shape, b, M, opts)) not in done]
         if not todo:
             continue
-        reason = b.unsupported(p)
-        prep = None
-        if reason is None:
-            try:
-                prep = b.prepare(w, p)
-            except torch.cuda.OutOfMemoryError as e:
-                reason, status = f"out of memory preparing weights: {str(e).splitlines()[0]}", "oom"
-            except Exception as e:  # a backend's failure is a row, not the end of the sweep
-                reason, status = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "error"
-        else:
-            status = "unsupported"
+        with ph.time("prepare"):
+            reason = b.unsupported(p)
+            prep = None
+            if reason is None:
+                try:
+                    prep = b.prepare(w, p)
+                    torch.cuda.synchronize()  # as above (and its failure is this backend's row)
+                except torch.cuda.OutOfMemoryError as e:
+                    reason, status = f"out of memory preparing weights: {str(e).splitlines()[0]}", "oom"
+                except Exception as e:  # a backend's failure is a row, not the end of the sweep
+                    reason, status = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "error"
+            else:
+                status = "unsupported"
         if prep is not None and prep.extra and b.name not in stats.backend_extra:
             stats.backend_extra[b.name] = prep.extra
         prep_key = row_key(base_row(shape, b, 0, opts))
         if opts.prepare_cost and prep is not None and prep.repack is not None and prep_key not in done:
-            try:
-                write(measure_repack(prep, b, shape, opts))
-            except Exception as e:
-                write({**base_row(shape, b, 0, opts), "op": "prepare", "status": "error",
-                       "note": f"repack: {type(e).__name__}: {str(e).splitlines()[0][:200]}"})
-            torch.cuda.empty_cache()
+            with ph.time("prepare_cost"):
+                try:
+                    row = measure_repack(prep, b, shape, opts)
+                except Exception as e:
+                    row = {**base_row(shape, b, 0, opts), "op": "prepare", "status": "error",
+                           "note": f"repack: {type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+                torch.cuda.empty_cache()
+            with ph.time("csv"):
+                write(row)
         for M in todo:
             t0 = time.perf_counter()
             if prep is None:
-                row = {**base_row(shape, b, M, opts), "status": status, "note": reason}
+                with ph.time("rows"):
+                    row = {**base_row(shape, b, M, opts), "status": status, "note": reason}
             else:
                 try:
                     row = measure_point(prep, b, shape, M, x_all[:M], opts, stats)
                 except torch.cuda.OutOfMemoryError as e:
-                    torch.cuda.empty_cache()
+                    with ph.time("cleanup"):
+                        torch.cuda.empty_cache()
                     row = {**base_row(shape, b, M, opts), "status": "oom", "note": str(e).splitlines()[0][:200]}
                 except Exception as e:
                     row = {**base_row(shape, b, M, opts), "status": "error",
                            "note": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
                 stats.points += 1
-            write(row)
+            with ph.time("csv"):
+                write(row)
             stats.wall_s += time.perf_counter() - t0
-            advance(row)
-        del prep
-        torch.cuda.empty_cache()
+            with ph.time("progress"):
+                advance(row)
+        with ph.time("cleanup"):
+            del prep
+            torch.cuda.empty_cache()

@@ -128,7 +128,10 @@ def record(argv: list[str], o: Output, device: dict, ceil: dict, backends: list,
     """results.json (merged with the resumed run's), and the seed experiments' CSVs when asked."""
     meta = results.metadata(argv, device, ceil, {
         "backends": [b.name for b in backends], "unavailable": dict(off), "points": stats.points,
-        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(s.wall_s, 3), "interrupted": s.interrupted,
+        "timed_kernel_s": round(stats.timed_s, 3), "wall_s": round(s.wall_s, 3),
+        # where wall_s went (bench/phases.py), and the run's time before the sweep
+        "phase_s": stats.phases.record(s.wall_s), "outside_sweep_s": stats.phases.outside(),
+        "interrupted": s.interrupted,
         "backend_extra": stats.backend_extra, "plan": plan_rec, "shard": shard_rec})
     if o.first_run is not None:
         meta = checks.merge_resumed(o.first_run, meta)
