@@ -216,6 +216,30 @@ def test_bad_times_are_named_rows_never_divided(tmp_path, bad, run):
     assert not os.path.exists(tmp_path / "p")  # nothing written
 
 
+@pytest.mark.parametrize("col,bad", [("M", "0"), ("M", "-3"), ("K", "0"), ("N", "-4")])
+def test_non_positive_sizes_are_named_rows(tmp_path, col, bad, run):
+    """An M of 0 once made compare raise StopIteration (its M-range lookup) and every other tool keep
+    the row: sizes are positive integers, or the row is named."""
+    path = tidy(tmp_path / "r.csv", [("x", 1, 10.0), ("x", 2, 11.0), ("x", 4, 12.0)])
+    text = open(path).read().splitlines()
+    cols = text[0].split(",")
+    row = text[2].split(",")
+    row[cols.index(col)] = bad
+    text[2] = ",".join(row)
+    open(path, "w").write("\n".join(text) + "\n")
+    with pytest.raises(ValueError, match=rf"r.csv: 1 bad row \(row 2: {col} = '{bad}' is not a positive integer"):
+        analyze.load(path)
+    rep = tmp_path / "run"
+    rep.mkdir()
+    os.replace(path, rep / "results.csv")
+    path = str(rep / "results.csv")
+    for args in (["analyze", "compare", path, path], ["analyze", "cliffs", path, "--check-split"],
+                 ["analyze", "sums", path], ["plot", path, "--out", str(tmp_path / "p")],
+                 ["report", str(rep), "--out", str(tmp_path / "r.html")]):
+        one_line_error(run(*args), "results.csv", "row 2", col)
+    assert not os.path.exists(tmp_path / "p") and not os.path.exists(tmp_path / "r.html")  # nothing written
+
+
 def test_bad_seed_times_are_named_rows(tmp_path):
     p = tmp_path / "torchgemm_X_torch_2_K64_N64_dtypefloat16.csv"
     p.write_text("batch,kernel_time,flops,utils,kernel_name\n1,0.01,1,0.1,k\n2,0,1,0.1,k\n")
@@ -273,10 +297,16 @@ def test_results_json_of_the_wrong_shape(tmp_path, run):
     three_backends(d, "results.csv")
     for text, msg in [("[1, 2]", "expected a JSON object"), ('{"device": "H200"}', "'device' must be a JSON object"),
                       ("{not json", "not valid JSON"),
-                      ('{"measured_ceilings": {"copy_gbps": "fast"}}', "copy_gbps must be a positive number")]:
+                      ('{"measured_ceilings": {"copy_gbps": "fast"}}', "copy_gbps must be a positive number"),
+                      ('{"unavailable": [1]}', "'unavailable' must be a JSON object"),
+                      ('{"unavailable": "abc"}', "'unavailable' must be a JSON object"),
+                      ('{"backends": "x"}', "'backends' must be a JSON list"),
+                      ('{"device": {"l2_bytes": "x"}}', "'device.l2_bytes' must be a finite number"),
+                      ('{"device": {"memory_bytes": "big"}}', "'device.memory_bytes' must be a finite number"),
+                      ('{"points": "many"}', "'points' must be a finite number")]:
         (d / "results.json").write_text(text)
         one_line_error(run("report", d, "--force"), "results.json", msg)
-        if "ceilings" in text or "device" not in text:  # plot reads only the ceilings
+        if "ceilings" in text or text[0] != "{" or "not json" in text:  # plot reads only the ceilings
             one_line_error(run("plot", d / "results.csv", "--out", tmp_path / "p"), "results.json", msg)
     assert not (d / "report.html").exists()
 

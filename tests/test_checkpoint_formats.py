@@ -226,3 +226,42 @@ def test_compressed_tensors_errors_and_g_idx():
     q = unpack_from_int32(wp, 4, (32, K)).float()  # signed, [N, K]
     w_format = (q * ws.float()[:, g]).t()
     assert torch.equal(tinygemm.dequantize(qw, torch.float32), w_format)
+
+
+def test_compressed_tensors_refuses_what_it_would_misread():
+    """An unpacked [N, G] zero point that is not an integer in -8..7 (a float one was rounded, an
+    out-of-range one wrapped into another weight), a float g_idx, and non-finite scales: each a
+    ValueError naming the tensor, never a different weight."""
+    pytest.importorskip("compressed_tensors")
+    packed, _ = _ct_compress(torch.randn(32, 128).half(), "group", False, 32)
+    wp, ws = packed["weight_packed"], packed["weight_scale"]
+    from compressed_tensors.compressors.pack_quantized.helpers import unpack_from_int32
+
+    zp = unpack_from_int32(packed["weight_zero_point"], 4, (32, ws.shape[1]), packed_dim=0)  # signed [N, G]
+    formats.from_compressed_tensors(wp, ws, None, zp)  # the real thing is accepted
+    with pytest.raises(ValueError, match="weight_zero_point must be int8 or int16"):
+        formats.from_compressed_tensors(wp, ws, None, zp.float() + 0.5)
+    with pytest.raises(ValueError, match=r"must hold signed 4-bit zero points in -8..7; got .*\.\.2[0-9]"):
+        formats.from_compressed_tensors(wp, ws, None, zp.to(torch.int32) + 20)
+    with pytest.raises(ValueError, match="g_idx must be int8 or int16"):
+        formats.from_compressed_tensors(wp, ws, None, None, 32, weight_g_idx=(torch.arange(128) // 32).float())
+    bad = ws.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"weight_scale must be finite; 1 value\(s\) are not \(the first at \[3, 1\]"):
+        formats.from_compressed_tensors(wp, bad)
+
+
+def test_non_finite_scales_are_refused_by_every_converter():
+    qw = tinygemm.quantize(torch.randn(256, 64), 64, symmetric=False)
+    g = formats.to_gptq(qw)
+    s = g["scales"].clone()
+    s[0, 5] = float("inf")
+    with pytest.raises(ValueError, match="scales must be finite"):
+        formats.from_gptq(g["qweight"], g["qzeros"], s, 64)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="scales must be finite"):
+        tinygemm.dequantize(replace(qw, scales=s))
+    a = formats.to_awq(qw)
+    with pytest.raises(ValueError, match="AWQ scales must be finite"):
+        formats.from_awq(a["qweight"], a["qzeros"], s, 64)

@@ -116,8 +116,12 @@ def check_shape(K: int, N: int, group_size: int) -> None:
 SCALE_DTYPES = (torch.float16, torch.bfloat16)
 
 
+INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
 def _check_tensor(t, name: str, dtypes: tuple, shape: tuple | None = None) -> None:
-    """A converter's argument: a tensor of one of `dtypes` and, when given, exactly `shape`."""
+    """A converter's argument: a tensor of one of `dtypes` and, when given, exactly `shape`; a
+    floating tensor (scales) must be finite too: a NaN or inf scale is a NaN or inf weight."""
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor; got {type(t).__name__}")
     if t.dtype not in dtypes:
@@ -125,6 +129,12 @@ def _check_tensor(t, name: str, dtypes: tuple, shape: tuple | None = None) -> No
                          f"got {str(t.dtype).removeprefix('torch.')}")
     if shape is not None and tuple(t.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {tuple(t.shape)}")
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            at = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise ValueError(f"{name} must be finite; {int(bad.sum())} value(s) are not (the first at {list(at)}: "
+                             f"{float(t[at])})")
 
 
 def check_quantized(qw: "QuantizedWeight") -> None:
@@ -455,6 +465,7 @@ def act_order_perm(g_idx: torch.Tensor, K: int, group_size: int) -> torch.Tensor
     group_size rows, which GPTQ's act-order guarantees (it quantizes the permuted columns in runs
     of group_size). vLLM's Marlin path sorts the same way (g_idx_sort_indices).
     """
+    _check_tensor(g_idx, "g_idx", INT_DTYPES)
     if g_idx.dim() != 1 or g_idx.numel() != K:
         raise ValueError(f"g_idx must be [K] = [{K}]; got shape {tuple(g_idx.shape)}")
     g = g_idx.long()
@@ -511,6 +522,7 @@ def from_awq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, 
     K, N = qweight.shape[0], qweight.shape[1] * 8
     check_layer_shape(K, N, group_size, "AWQ")
     G = _groups(K, group_size)
+    _check_tensor(scales, "AWQ scales", SCALE_DTYPES)
     if tuple(scales.shape) != (G, N):
         raise ValueError(f"AWQ scales must be [K/group_size, N] = {(G, N)}; got {tuple(scales.shape)}")
     if qzeros.dtype != torch.int32 or tuple(qzeros.shape) != (G, N // 8):
@@ -568,6 +580,7 @@ def from_compressed_tensors(weight_packed: torch.Tensor, weight_scale: torch.Ten
         raise ValueError(f"compressed-tensors weight_scale must be [N, G] with N = {N}; got {tuple(weight_scale.shape)}")
     if weight_scale.dtype not in (torch.float16, torch.bfloat16):
         raise ValueError(f"weight_scale must be float16 or bfloat16 (convert to the model's dtype); got {weight_scale.dtype}")
+    _check_tensor(weight_scale, "weight_scale", SCALE_DTYPES)
     G = weight_scale.shape[1]
     gs = -1 if G == 1 else group_size if group_size is not None else K // G
     check_layer_shape(K, N, gs, "compressed-tensors")
@@ -581,6 +594,12 @@ def from_compressed_tensors(weight_packed: torch.Tensor, weight_scale: torch.Ten
         if zp.dtype == torch.int32 and tuple(zp.shape) == ((N + 7) // 8, G):
             z = _unpack_rows(zp)[:N]  # packed along N: values already zp + 8
         elif tuple(zp.shape) == (N, G):
+            # unpacked (older versions): the signed zero point itself, an integer in -8..7; a float
+            # or out-of-range one would be rounded or wrapped into another weight without a word
+            _check_tensor(zp, "weight_zero_point", INT_DTYPES)
+            if zp.numel() and (int(zp.min()) < -8 or int(zp.max()) > 7):
+                raise ValueError(f"weight_zero_point (unpacked [N, G]) must hold signed 4-bit zero points in -8..7; "
+                                 f"got {int(zp.min())}..{int(zp.max())}")
             z = (zp.to(torch.int32) + 8).to(torch.uint8)
         else:
             raise ValueError(f"weight_zero_point must be int32 [ceil(N/8), G] = {((N + 7) // 8, G)} (packed) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import re
@@ -91,12 +92,36 @@ def read_rows(path: str, required: tuple[str, ...] = ("backend", "M", "N", "K", 
     return rows
 
 
+# The results.json fields tinygemm's readers use, and the JSON type each must have when present and
+# not null: checked once here, so a hand-edited or foreign file is one line naming the field, not a
+# traceback in whichever reader touches it first (the report, plot, shard merge).
+META_OBJECTS = ("device", "measured_ceilings", "versions", "unavailable", "backend_extra", "plan", "shard")
+META_NUMBERS = {None: ("points", "wall_s", "timed_kernel_s"), "device": ("l2_bytes", "memory_bytes", "sm_count")}
+
+
+def _check_meta_types(path: str, meta: dict) -> None:
+    for k in META_OBJECTS:
+        if meta.get(k) is not None and not isinstance(meta[k], dict):
+            raise ValueError(f"{path}: {k!r} must be a JSON object; got {type(meta[k]).__name__}")
+    if meta.get("backends") is not None and not isinstance(meta["backends"], list):
+        raise ValueError(f"{path}: 'backends' must be a JSON list; got {type(meta['backends']).__name__}")
+    for parent, keys in META_NUMBERS.items():
+        obj = meta if parent is None else (meta.get(parent) or {})
+        for k in keys:
+            v = obj.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                where = k if parent is None else f"{parent}.{k}"
+                raise ValueError(f"{path}: {where!r} must be a finite number; got {v!r}")
+
+
 def read_meta(path: str, object_keys: tuple[str, ...] = ()) -> dict:
-    """A results.json (cli_errors.read_json) with today's backend names in the fields that hold them:
-    `backends`, the keys of `unavailable` and `backend_extra`, and the plan's --backends option."""
+    """A results.json (cli_errors.read_json) with its fields' types checked (META_OBJECTS,
+    META_NUMBERS) and today's backend names in the fields that hold them: `backends`, the keys of
+    `unavailable` and `backend_extra`, and the plan's --backends option."""
     from .cli_errors import read_json
 
     meta = read_json(path, object_keys)
+    _check_meta_types(path, meta)
     if isinstance(meta.get("backends"), list):
         meta["backends"] = [canonical_backend(b) for b in meta["backends"]]
     for k in ("unavailable", "backend_extra"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .compare import geomean
-from .points import _f, _int, check_rows
+from .points import _f, check_rows, size_problems
 
 
 AITER_KEY = ("gfx", "cu_num", "M", "N", "K", "q_dtype_w")
@@ -21,11 +21,8 @@ def read_aiter(path: str) -> tuple[list[str], list[dict]]:
     missing = [c for c in ("M", "N", "K", "us") if c not in header]
     if missing:
         raise ValueError(f"{path} is not an aiter tuned CSV: missing columns {', '.join(missing)}")
-    # sizes must be integers; us may be anything: failed tunings are written as -1, inf or nothing
-    def why(r):
-        return [f"{c} = {r.get(c)!r} is not an integer" for c in ("M", "N", "K") if _int(r.get(c)) is None]
-
-    check_rows(path, [(i, w) for i, r in enumerate(rows, 1) if (w := why(r))])
+    # sizes must be positive integers; us may be anything: failed tunings are written as -1, inf or nothing
+    check_rows(path, [(i, w) for i, r in enumerate(rows, 1) if (w := size_problems(r, ("M", "N", "K")))])
     return header, rows
 
 

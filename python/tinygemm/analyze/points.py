@@ -35,10 +35,16 @@ def _int(v) -> int | None:
         return None
 
 
+def size_problems(r: dict, cols: tuple[str, ...]) -> list[str]:
+    """The size columns of a row that are not positive integers (M, N, K, batch ...)."""
+    return [f"{c} = {r.get(c)!r} is not a positive integer" for c in cols if (_int(r.get(c)) or 0) < 1]
+
+
 def _row_problems(r: dict, ints: tuple[str, ...], time_col: str, util_cols: tuple[str, ...]) -> list[str]:
     """Why a measured row cannot be used: times must be positive and finite (they are divided by and
-    averaged in logs), sizes integers, utilizations (when given) finite and >= 0."""
-    out = [f"{c} = {r.get(c)!r} is not an integer" for c in ints if _int(r.get(c)) is None]
+    averaged in logs), sizes positive integers (an M of 0 has no range to look up, a negative K no
+    FLOPs), utilizations (when given) finite and >= 0."""
+    out = size_problems(r, ints)
     t = _f(r.get(time_col))
     if not (math.isfinite(t) and t > 0):
         out.append(f"{time_col} = {r.get(time_col)!r} is not a positive finite time")
