@@ -120,6 +120,7 @@ def test_ncu_profiles_the_gemm_binary(replay):
     (["--bytes", "1.5G"], "--bytes must be an integer"),
     (["--device", "-1"], "--device must be between"),
     (["--device", "abc"], "--device must be an integer"),
+    (["--device", "1k"], "--device must be an integer; got '1k'"),  # a size suffix is not a device
     (["--target", "nan"], "--target must be a number"),
 ])
 def test_bandwidth_bad_values_exit_2_on_any_machine(args, msg):

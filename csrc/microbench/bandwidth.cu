@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   args.add("bytes", "1G", "bytes copied per launch (suffix K, M or G: powers of 1024)");
   args.parse(argc, argv);
   return bench::run_main([&] {
-    std::size_t bytes = static_cast<std::size_t>(args.integer("bytes", 16, 1ll << 40));
+    std::size_t bytes = static_cast<std::size_t>(args.size("bytes", 16, 1ll << 40));
     if (args.flag("smoke") && !args.seen("bytes")) bytes = 64 << 20;
     bytes = (bytes + 15) / 16 * 16;
     const TimerOptions opts = args.timer_options();

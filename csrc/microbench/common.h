@@ -110,15 +110,20 @@ class Args {
   const std::string& str(const std::string& n) const { return flags_.at(n).value; }
   bool flag(const std::string& n) const { return flags_.at(n).value == "1"; }
   bool seen(const std::string& n) const { return flags_.at(n).seen; }
-  long long integer(const std::string& n, long long lo, long long hi) const {
+  // A plain integer flag (--device): no size suffix ("1k" is not a device).
+  long long integer(const std::string& n, long long lo, long long hi) const { return number(n, lo, hi, false); }
+  // A size flag (--bytes, --m/--n/--k): an integer with an optional K, M or G suffix.
+  long long size(const std::string& n, long long lo, long long hi) const { return number(n, lo, hi, true); }
+  long long number(const std::string& n, long long lo, long long hi, bool suffix) const {
     const std::string& v = str(n);
     const auto range_error = [&] {
       usage("--" + n + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got '" + v + "'");
     };
     long long x = 0;
-    if (!parse_integer(v, &x)) {
-      if (parse_integer(v, &x, /*range_only=*/true)) range_error();  // digits, but beyond 64 bits
-      usage("--" + n + " must be an integer (with an optional K, M or G suffix); got '" + v + "'");
+    const bool has_suffix = !v.empty() && std::isalpha(static_cast<unsigned char>(v.back()));
+    if ((has_suffix && !suffix) || !parse_integer(v, &x)) {
+      if (!(has_suffix && !suffix) && parse_integer(v, &x, /*range_only=*/true)) range_error();  // beyond 64 bits
+      usage("--" + n + " must be an integer" + (suffix ? " (with an optional K, M or G suffix)" : "") + "; got '" + v + "'");
     }
     if (x < lo || x > hi) range_error();
     return x;

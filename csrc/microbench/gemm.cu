@@ -37,9 +37,9 @@ int main(int argc, char** argv) {
   args.parse(argc, argv);
   return bench::run_main([&] {
     const bool smoke = args.flag("smoke");
-    const long long M = smoke && !args.seen("m") ? 256 : args.integer("m", 1, 1 << 20);
-    const long long N = smoke && !args.seen("n") ? 256 : args.integer("n", 1, 1 << 20);
-    const long long K = smoke && !args.seen("k") ? 256 : args.integer("k", 1, 1 << 20);
+    const long long M = smoke && !args.seen("m") ? 256 : args.size("m", 1, 1 << 20);
+    const long long N = smoke && !args.seen("n") ? 256 : args.size("n", 1, 1 << 20);
+    const long long K = smoke && !args.seen("k") ? 256 : args.size("k", 1, 1 << 20);
     const std::string dt = args.choice("dtype", {"fp16", "bf16"});
     const TimerOptions opts = args.timer_options();
     bench::select_device(args);  // after validating every argument: bad input is exit 2 everywhere
