@@ -362,11 +362,31 @@ def _fake_ncu(tmp_path, body):
     (b'"ID","Name","Metric Name","Metric Value"\n"0","k","gpu__time_duration.sum","1"\n',
      "lacks the columns Kernel Name"),
     (b'"ID","Kernel Name","Metric Name","Metric Value"\n"0","k\xff","m","1"\n', "not UTF-8"),
+    (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n"0","k","gpu__time_duration.sum","ns","abc"\n',
+     "kernel ID 0's gpu__time_duration.sum is not a number ('abc')"),
 ])
 def test_profile_bad_ncu_output_is_one_line(tmp_path, monkeypatch, run, body, msg):
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     _fake_ncu(tmp_path, body)
     one_line_error(run("profile", "ncu", "--", "true"), msg)
+
+
+def test_profile_usage_errors_say_what_is_wrong(tmp_path, monkeypatch, run):
+    one_line_error(run("profile", "ncu"), "no program to profile: give it after --")
+    one_line_error(run("profile", "bogus"), "unknown profiler 'bogus'")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ncu anywhere
+    monkeypatch.setattr("os.path.exists", lambda p, _e=os.path.exists: False if p.endswith("/ncu") else _e(p))
+    one_line_error(run("profile", "ncu", "--", "true"), "Nsight Compute (ncu) is not on PATH")
+
+
+def test_profile_reports_a_silent_profiler_without_its_temporary_path(tmp_path, monkeypatch, run):
+    exe = tmp_path / "ncu"
+    exe.write_text(f"#!{sys.executable}\nprint('nothing to see')\n")  # exits 0, writes no log
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    r = run("profile", "ncu", "--", "true")
+    assert r.returncode == 1 and "wrote no results" in r.stderr and "nothing to see" in r.stderr, r.stderr
+    assert "ncu.csv" not in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_profile_help_is_the_full_help(run):

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from .cli_errors import atomic_write, check_output, exit_2_on_bad_input, read_text
+from .cli_errors import atomic_write, check_output, exit_2_on_bad_input, fail, read_text
 
 DEFAULT_METRICS = [
     "gpu__time_duration.sum",
@@ -74,7 +74,9 @@ def parse_ncu_csv(text: str) -> list[dict]:
             v = float(value)
         except ValueError:
             v = value
-        if r["Metric Name"] == "gpu__time_duration.sum" and isinstance(v, float):
+        if r["Metric Name"] == "gpu__time_duration.sum" and not isinstance(v, float):
+            raise ValueError(f"ncu's CSV: kernel ID {r['ID']}'s gpu__time_duration.sum is not a number ({value!r})")
+        if r["Metric Name"] == "gpu__time_duration.sum":
             scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3,
                      "s": 1e6, "second": 1e6}
             if unit not in scale:
@@ -89,14 +91,16 @@ def parse_ncu_csv(text: str) -> list[dict]:
 def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None,
             replay: str = "kernel", cache: str = "all") -> list[dict]:
     ncu = ncu or shutil.which("ncu") or next((p for p in ("/usr/local/cuda/bin/ncu",) if os.path.exists(p)), None)
-    if ncu is None:
-        raise RuntimeError("Nsight Compute (ncu) is not on PATH")
+    if ncu is None:  # the machine's setup, not the profiled program: exit 2 like other bad input
+        raise ValueError("Nsight Compute (ncu) is not on PATH")
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "ncu.csv")
         r = subprocess.run(ncu_command(cmd, metrics or DEFAULT_METRICS, log, ncu, replay, cache), capture_output=True,
                            text=True)
         if r.returncode != 0:
             raise RuntimeError(f"ncu failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
+        if not os.path.exists(log):  # (its temporary path would mean nothing to the user)
+            raise RuntimeError(f"ncu exited 0 but wrote no results; its output: {(r.stderr or r.stdout).strip()[-500:]!r}")
         return parse_ncu_csv(read_text(log))
 
 
@@ -121,7 +125,7 @@ def parse_rocprof_csv(text: str) -> list[dict]:
 def run_rocprof(cmd: list[str]) -> list[dict]:
     exe = shutil.which("rocprofv3")
     if exe is None:
-        raise RuntimeError("rocprofv3 is not on PATH")
+        raise ValueError("rocprofv3 is not on PATH")
     with tempfile.TemporaryDirectory() as d:
         r = subprocess.run([exe, "--kernel-trace", "--output-format", "csv", "-d", d, "--", *cmd],
                            capture_output=True, text=True)
@@ -183,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ncu only: flush the caches before each replay (all, cold) or leave them (none)")
     i = argv.index("--") if "--" in argv else len(argv)
     if "--" not in argv and not {"-h", "--help"} & set(argv):
-        print(f"usage: {USAGE}", file=sys.stderr)
-        return 2
+        if argv and argv[0] not in ("ncu", "rocprof"):
+            fail(p.prog, f"unknown profiler {argv[0]!r} (ncu or rocprof); usage: {USAGE}")
+        fail(p.prog, f"no program to profile: give it after -- (usage: {USAGE})")
     a = p.parse_args(argv[:i])  # --help (before any --) prints the full help and exits 0
     cmd = argv[i + 1:]
     if not cmd:
@@ -198,11 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with exit_2_on_bad_input(p.prog):  # an unreadable or unexpected profiler CSV
             rows = run_ncu(cmd, metrics, replay=a.replay, cache=a.cache) if a.tool == "ncu" else run_rocprof(cmd)
-    except RuntimeError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except RuntimeError as e:  # the profiler or the program failed: exit 1, in the CLI's one-line form
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 1
     if not rows:
-        print("error: the profiler captured no kernel (does the program bracket its work with "
+        print(f"{p.prog}: error: the profiler captured no kernel (does the program bracket its work with "
               "cudaProfilerStart/Stop, e.g. the binaries' --profile?)", file=sys.stderr)
         return 1
     with exit_2_on_bad_input(p.prog):
