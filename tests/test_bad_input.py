@@ -132,6 +132,12 @@ def test_quantize_detects_scales_the_scale_dtype_cannot_hold(symmetric, factor, 
     assert torch.isfinite(back).all() and ((back - w * factor).norm() / (w * factor).norm()) < 0.2
 
 
+def test_bf16_scales_out_of_range_are_not_told_to_use_bf16():
+    w = torch.randn(128, 32, dtype=torch.float32) * 1e-39  # below bf16's normal range too
+    with pytest.raises(ValueError, match=r"underflow bfloat16 .*\); rescale the weight$"):
+        tinygemm.quantize(w.bfloat16().float().bfloat16())
+
+
 def test_quantize_keeps_small_but_representable_scales():
     w = torch.randn(128, 32) * 1e-3  # fp16 scales ~5e-4: normal numbers, must still work
     qw = tinygemm.quantize(w)

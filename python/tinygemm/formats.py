@@ -209,16 +209,16 @@ def _check_scales(exact: torch.Tensor, stored: torch.Tensor, used: torch.Tensor)
     fi = torch.finfo(stored.dtype)
     name = str(stored.dtype).removeprefix("torch.")
     st = stored.float()
+    # bfloat16 has fp32's exponent range: the way out of an fp16 range problem, not of a bf16 one
+    fix = "quantize the weight as bfloat16, or rescale it" if stored.dtype != torch.bfloat16 else "rescale the weight"
     over = used & ~torch.isfinite(st)
     if bool(over.any()):
         raise ValueError(f"quantize: {int(over.sum())} scale(s) overflow {name} (largest "
-                         f"{float(exact[over].max()):.4g} > {fi.max:.4g}); quantize the weight as bfloat16, or "
-                         "rescale it")
+                         f"{float(exact[over].max()):.4g} > {fi.max:.4g}); {fix}")
     under = used & ((st - exact).abs() > SCALE_REL_TOL * exact)
     if bool(under.any()):
         raise ValueError(f"quantize: {int(under.sum())} scale(s) underflow {name} (smallest "
-                         f"{float(exact[under].min()):.4g}; {name}'s smallest normal number is {fi.tiny:.4g}); "
-                         "quantize the weight as bfloat16, or rescale it")
+                         f"{float(exact[under].min()):.4g}; {name}'s smallest normal number is {fi.tiny:.4g}); {fix}")
 
 
 def dequantize(qw: QuantizedWeight, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -110,7 +110,7 @@ def run_compare(a) -> None:
     for title in ("by_model", "by_layer", "by_m_range"):
         _table(title, [{"group": k, **v} for k, v in r[title].items()], ["group", "geomean", "n"])
     s = r["slowdowns"]
-    print(f"slowdowns: {s['count']} (mean {s['mean']:.3f}, worst {s['worst']:.3f})")
+    print(f"slowdowns: {s['count']}" + (f" (mean {s['mean']:.3f}, worst {s['worst']:.3f})" if s["count"] else ""))
     _write(a.out, r["pairs"])
 
 
