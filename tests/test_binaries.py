@@ -140,6 +140,22 @@ def test_size_suffixes_in_either_case(value):
 
 
 @pytest.mark.gpu
+def test_graph_mode_labels_a_short_rotation_cold_first_and_the_gemm_rotates():
+    """The other two graph-mode cases of issue 14: a copy too small for the rotation cap to cover L2 is
+    labelled "cold-first" (only each replay's first launch misses), exactly as tinygemm.timing labels
+    it; and the cuBLAS binary rotates its weight copies (32 MB < the L2 of an H100/H200)."""
+    small = json.loads(run(_path("tinygemm-bench-bandwidth"), "--mode", "graph", "--bytes", "1k", "--json", "-").stdout)
+    assert small["l2"] == "cold-first"
+    from tinygemm import _C
+
+    l2 = _C.device_info().l2_bytes
+    assert not _C.rotation_is_cold(small["buffer_copies"], 1024, l2)  # the harness's own rule agrees
+    g = json.loads(run(_path("tinygemm-bench-gemm"), "--mode", "graph", "--m", "16", "--n", "4096", "--k", "4096",
+                       "--json", "-").stdout)
+    assert g["l2"] == "cold" and g["weight_copies"] > 1
+
+
+@pytest.mark.gpu
 def test_bandwidth_graph_mode_rotates_buffers():
     """A 14 MB copy in graph mode: the launches rotate through buffers, so the result is a cold-L2
     one (labelled so) and cannot read faster than the memory (the H200's 4.8 TB/s)."""
