@@ -90,10 +90,17 @@ def test_bench_flags_plan_or_one_line(args):
     for a in args:
         argv += [a] if isinstance(a, str) else [a[0], a[1]]
     code, out, err = run_main(main, argv + ["--dry-run"])
-    if code == 0:
-        assert "weight shapes" in out
-    else:
+    event(f"exit {code}")
+    if code != 0:
         assert_clean_error(code, err, "python -m tinygemm.bench")
+        return
+    # the plan as printed: its totals are its lines' sums, and a batch range given is each shape's M
+    m = re.search(r"(\d+) weight shapes, (\d+) \(shape, batch\) points per backend", out)
+    lines = re.findall(r" K=(\d+) +N=(\d+) +M=(\d+)\.\.(\d+) \((\d+)\)", out)
+    assert m and int(m.group(1)) == len(lines) > 0 and int(m.group(2)) == sum(int(x[4]) for x in lines), out
+    batches = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == "--batches"]
+    if batches and batches[-1] == "1:8":
+        assert all(x[2:] == ("1", "8", "8") for x in lines), out
 
 
 # --- analyze on random CSV text ------------------------------------------------------------------------
