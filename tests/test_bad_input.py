@@ -432,6 +432,59 @@ NCU_OK = (b'"ID","Kernel Name","Metric Name","Metric Unit","Metric Value"\n'
           b'"0","k","gpu__time_duration.sum","ns","1,000"\n')
 
 
+def test_cliffs_output_always_reflects_this_run(tmp_path, run):
+    """No cliffs still writes the header-only CSVs: an earlier run's PREFIX_cliffs.csv never stays in
+    place as if it were this run's result."""
+    from tinygemm.analyze.cliffs import CLIFF_COLUMNS, SPLIT_COLUMNS
+    from tinygemm.cli_errors import read_csv
+
+    x = three_backends(tmp_path)  # utilization grows with M everywhere: no cliff
+    for name in ("c_cliffs.csv", "c_split.csv"):
+        (tmp_path / name).write_text("an earlier run's rows\n")
+    r = run("analyze", "cliffs", x, "--check-split", "-o", tmp_path / "c", "--force")
+    assert r.returncode == 0, r.stderr
+    for name, cols in (("c_cliffs.csv", CLIFF_COLUMNS), ("c_split.csv", SPLIT_COLUMNS)):
+        assert read_csv(str(tmp_path / name)) == (list(cols), []), name
+    # with a cliff (M = 8 takes 10x the time of M = 4) the rows carry exactly those columns
+    w = results.CsvWriter(str(tmp_path / "y.csv"), append=False)
+    for M, t in ((1, 10.0), (2, 10.0), (4, 10.0), (8, 100.0)):
+        w.write({"op": "matmul", "backend": "torch_matmul", "model": "m", "layer": "l", "tp": 1, "M": M, "N": 4096,
+                 "K": 4096, "act_dtype": "float16", "group_size": 128, "time_us": t,
+                 "tflops": 2 * M * 4096 * 4096 / t / 1e6, "status": "ok"})
+    w.close()
+    y = str(tmp_path / "y.csv")
+    assert run("analyze", "cliffs", y, "--check-split", "-o", tmp_path / "c", "--force").returncode == 0
+    header, rows = read_csv(str(tmp_path / "c_cliffs.csv"))
+    assert header == list(CLIFF_COLUMNS) and [row["M"] for row in rows] == ["8"]
+    header, rows = read_csv(str(tmp_path / "c_split.csv"))
+    assert header == list(SPLIT_COLUMNS) and [(row["b1"], row["b2"], row["opportunity"]) for row in rows] == \
+        [("4", "4", "True")]
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary left behind
+
+
+def test_dry_run_checks_the_output_as_the_run_does(tmp_path, run):
+    """--dry-run refuses the --out a real run would refuse, with the same line, and creates nothing."""
+    args = ["--kn", "64,64", "--batches", "1"]
+    f = tmp_path / "afile"
+    f.write_text("x")
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "results.csv").write_text("a,b\n1,2\n")
+    for extra, msg in [(["--out", f], "exists and is not a directory"),
+                       (["--out", d], "exists: pass --resume"),
+                       (["--out", d, "--resume"], "not a results.csv of this tinygemm"),
+                       (["--out", f / "sub"], "is not a directory")]:
+        dry = run("bench", *args, *extra, "--dry-run")
+        one_line_error(dry, msg)
+        if not tinygemm.gpu_available():  # the real run stops at the same check, before the GPU check
+            assert run("bench", *args, *extra).stderr == dry.stderr
+    new = tmp_path / "new" / "deeper"
+    r = run("bench", *args, "--out", new, "--dry-run")
+    assert r.returncode == 0 and "1 weight shapes" in r.stdout and not (tmp_path / "new").exists()
+    assert run("bench", *args, "--out", d, "--force", "--dry-run").returncode == 0
+    assert (d / "results.csv").read_text() == "a,b\n1,2\n"
+
+
 def test_header_only_csv_plots_nothing(tmp_path, run):
     h = tmp_path / "h.csv"
     h.write_text(",".join(results.COLUMNS) + "\n")

@@ -8,7 +8,7 @@ import csv
 from ..cli_errors import atomic_write, check_output, exit_2_on_bad_input
 from . import __doc__ as DOC
 from .aiter import AITER_KEY, dedup_aiter, read_aiter, tuned_compare
-from .cliffs import check_split, find_cliffs
+from .cliffs import CLIFF_COLUMNS, SPLIT_COLUMNS, check_split, find_cliffs
 from .compare import compare, gpu_of
 from .points import Point, load
 from .sums import layer_sums, sums_markdown
@@ -83,9 +83,9 @@ def run_cliffs(a) -> None:
         _table(f"{len(opp)} split-GEMM opportunities (t(b1)+t(b2) < {a.split_threshold} t(M))", opp,
                ["backend", "K", "N", "M", "time_us", "b1", "b2", "split_us", "saving_pct"])
     if a.out:
-        _write(a.out + "_cliffs.csv", cl)
+        _write(a.out + "_cliffs.csv", cl, CLIFF_COLUMNS)
         if sp is not None:
-            _write(a.out + "_split.csv", sp)
+            _write(a.out + "_split.csv", sp, SPLIT_COLUMNS)
 
 
 def run_compare(a) -> None:
@@ -153,12 +153,14 @@ def _run(a) -> None:
     TOOLS[a.cmd](a)
 
 
-def _write(path: str | None, rows: list[dict]) -> None:
-    """Rows as CSV, through a temporary file (the path was checked before the work started)."""
-    if not path or not rows:
+def _write(path: str | None, rows: list[dict], columns: tuple[str, ...] | None = None) -> None:
+    """Rows as CSV, through a temporary file (the path was checked before the work started). With no
+    rows the file is the header alone: an output always reflects this run, never an earlier one left
+    in place. (compare and tuned-compare refuse an empty result before this, so they give no columns.)"""
+    if not path:
         return
     with atomic_write(path, newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(columns or rows[0]))
         w.writeheader()
         w.writerows(rows)
 

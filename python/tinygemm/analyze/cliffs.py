@@ -7,6 +7,13 @@ import math
 
 from .points import Point, groups
 
+# The columns of find_cliffs' and check_split's rows, in order: the header of PREFIX_cliffs.csv and
+# PREFIX_split.csv, written even when there are no rows (so an output always reflects its run).
+CLIFF_COLUMNS = ("backend", "model", "layer", "tp", "K", "N", "M", "util", "best_smaller_util", "best_smaller_M",
+                 "ratio", "time_us", "kernel_before", "kernel_at", "kernel_switch")
+SPLIT_COLUMNS = ("backend", "model", "layer", "tp", "K", "N", "M", "time_us", "b1", "b2", "split_us", "saving_pct",
+                 "opportunity")
+
 
 def find_cliffs(points: list[Point], threshold: float = 0.85) -> list[dict]:
     if not 0 < threshold <= 1:

@@ -88,7 +88,7 @@ def check_without_gpu(parser, a) -> tuple[list, dict]:
         checks.check_plan_size(sum(len(s.batches) for s in plan))
         reg = registry()
         backend_names(a.backends, reg)
-        if not a.dry_run and not a.list_backends and not a.gpus:
+        if not a.list_backends and not a.gpus:  # --dry-run too: it sees the errors the run would (creates nothing)
             checks.check_out(a)
         if a.gpus and a.shard:
             raise ValueError("--gpus runs every shard of the plan on this host: give --gpus or --shard, not both")
