@@ -46,8 +46,10 @@ def test_parse_rocprof_kernel_trace():
 
 
 def test_profile_cli_usage_errors(capsys):
-    assert profile.main(["ncu"]) == 2
-    assert "usage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        profile.main(["ncu"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage" in err and "no program to profile" in err
 
 
 def test_aiter_untuned_csv(tmp_path):

@@ -12,8 +12,10 @@ def layer_sums(rows: list[dict], where: str = "rows") -> tuple[list[dict], list[
     """(per (model, tp, M): each backend's time summed over the model's layers, with the fastest
     named; the op=prepare rows). A backend missing a layer at some M gets no sum there. An ok row
     with a bad time is an error naming `where` and the row."""
+    # a prepare row (the load-time repack, --prepare-cost) has no batch: M = 0
     check_rows(where, [(i, why) for i, r in enumerate(rows, 1) if r.get("status") == "ok"
-                       and (why := _row_problems(r, ("M", "K", "N"), "time_us", ("peak_mem_mb",)))])
+                       and (why := _row_problems(r, ("K", "N") if r.get("op") == "prepare" else ("M", "K", "N"),
+                                                 "time_us", ("peak_mem_mb",)))])
     ok = [r for r in rows if r.get("status") == "ok" and r.get("op") != "prepare"]
     layers: dict[tuple, set] = defaultdict(set)
     t: dict[tuple, dict] = defaultdict(dict)
