@@ -545,16 +545,22 @@ AWQ_DEFECTS = [None, None, None, "qweight int64", "qweight float32", "qweight ui
                "group_size 16", "group_size 0"]
 
 
-@SETTINGS
-@given(SHAPES_KNG, st.booleans(), st.sampled_from([torch.float16, torch.bfloat16]), st.sampled_from(AWQ_DEFECTS),
-       st.integers(0, 2**31 - 1))
-def test_from_awq_matches_the_reference_or_refuses(kng, symmetric, dtype, defect, seed):
-    K, N, gs = kng
+def _random_codes(K, N, gs, symmetric, dtype, seed):
+    """(G, codes q [K, N], zero points z [G, N] (8 when symmetric), scales s [G, N]) from a seed."""
     G = 1 if gs == -1 else K // gs
     gen = torch.Generator().manual_seed(seed)
     q = torch.randint(0, 16, (K, N), generator=gen)
     z = torch.full((G, N), 8) if symmetric else torch.randint(0, 16, (G, N), generator=gen)
     s = (torch.randn(G, N, generator=gen) * 0.01).to(dtype)
+    return G, q, z, s
+
+
+@SETTINGS
+@given(SHAPES_KNG, st.booleans(), st.sampled_from([torch.float16, torch.bfloat16]), st.sampled_from(AWQ_DEFECTS),
+       st.integers(0, 2**31 - 1))
+def test_from_awq_matches_the_reference_or_refuses(kng, symmetric, dtype, defect, seed):
+    K, N, gs = kng
+    G, q, z, s = _random_codes(K, N, gs, symmetric, dtype, seed)
     qweight, qzeros = _awq_pack(q), _awq_pack(z)
     group_size = gs
     if defect:
@@ -656,11 +662,7 @@ def test_dequantize_matches_the_reference_or_refuses(kng, symmetric, dtype, layo
     from dataclasses import replace
 
     K, N, gs = kng
-    G = 1 if gs == -1 else K // gs
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.randint(0, 16, (K, N), generator=gen)
-    z = torch.full((G, N), 8) if symmetric else torch.randint(0, 16, (G, N), generator=gen)
-    s = (torch.randn(G, N, generator=gen) * 0.01).to(dtype)
+    G, q, z, s = _random_codes(K, N, gs, symmetric, dtype, seed)
     qw = formats.QuantizedWeight(formats.pack(q, layout), s, None if symmetric else z.to(dtype), (K, N), gs, layout)
     out_dtype = torch.float32
     if defect == "scales group short":
