@@ -120,9 +120,9 @@ class Args {
       usage("--" + n + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got '" + v + "'");
     };
     long long x = 0;
-    const bool has_suffix = !v.empty() && std::isalpha(static_cast<unsigned char>(v.back()));
-    if ((has_suffix && !suffix) || !parse_integer(v, &x)) {
-      if (!(has_suffix && !suffix) && parse_integer(v, &x, /*range_only=*/true)) range_error();  // beyond 64 bits
+    const bool refused_suffix = !suffix && !v.empty() && std::isalpha(static_cast<unsigned char>(v.back()));
+    if (refused_suffix || !parse_integer(v, &x)) {
+      if (!refused_suffix && parse_integer(v, &x, /*range_only=*/true)) range_error();  // beyond 64 bits
       usage("--" + n + " must be an integer" + (suffix ? " (with an optional K, M or G suffix)" : "") + "; got '" + v + "'");
     }
     if (x < lo || x > hi) range_error();

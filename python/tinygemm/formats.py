@@ -578,9 +578,7 @@ def from_compressed_tensors(weight_packed: torch.Tensor, weight_scale: torch.Ten
                              "not match weight_shape; packed INT4 weights need K % 64 == 0")
     if weight_scale.dim() != 2 or weight_scale.shape[0] != N:
         raise ValueError(f"compressed-tensors weight_scale must be [N, G] with N = {N}; got {tuple(weight_scale.shape)}")
-    if weight_scale.dtype not in (torch.float16, torch.bfloat16):
-        raise ValueError(f"weight_scale must be float16 or bfloat16 (convert to the model's dtype); got {weight_scale.dtype}")
-    _check_tensor(weight_scale, "weight_scale", SCALE_DTYPES)
+    _check_tensor(weight_scale, "weight_scale", SCALE_DTYPES)  # float16 / bfloat16, finite
     G = weight_scale.shape[1]
     gs = -1 if G == 1 else group_size if group_size is not None else K // G
     check_layer_shape(K, N, gs, "compressed-tensors")

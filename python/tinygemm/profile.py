@@ -74,9 +74,9 @@ def parse_ncu_csv(text: str) -> list[dict]:
             v = float(value)
         except ValueError:
             v = value
-        if r["Metric Name"] == "gpu__time_duration.sum" and not isinstance(v, float):
-            raise ValueError(f"ncu's CSV: kernel ID {r['ID']}'s gpu__time_duration.sum is not a number ({value!r})")
         if r["Metric Name"] == "gpu__time_duration.sum":
+            if not isinstance(v, float):
+                raise ValueError(f"ncu's CSV: kernel ID {r['ID']}'s gpu__time_duration.sum is not a number ({value!r})")
             scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3,
                      "s": 1e6, "second": 1e6}
             if unit not in scale:

@@ -223,7 +223,7 @@ def render(results_dir: str) -> str:
     csv_path = os.path.join(results_dir, "results.csv")
     raw = read_rows(csv_path)
     meta_path = os.path.join(results_dir, "results.json")
-    meta = read_meta(meta_path, ("device", "measured_ceilings", "versions")) if os.path.exists(meta_path) else {}
+    meta = read_meta(meta_path) if os.path.exists(meta_path) else {}
     from .plot import read_ceilings
 
     read_ceilings(meta_path)  # numbers, or an error naming the file

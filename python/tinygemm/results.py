@@ -114,13 +114,13 @@ def _check_meta_types(path: str, meta: dict) -> None:
                 raise ValueError(f"{path}: {where!r} must be a finite number; got {v!r}")
 
 
-def read_meta(path: str, object_keys: tuple[str, ...] = ()) -> dict:
+def read_meta(path: str) -> dict:
     """A results.json (cli_errors.read_json) with its fields' types checked (META_OBJECTS,
     META_NUMBERS) and today's backend names in the fields that hold them: `backends`, the keys of
     `unavailable` and `backend_extra`, and the plan's --backends option."""
     from .cli_errors import read_json
 
-    meta = read_json(path, object_keys)
+    meta = read_json(path)
     _check_meta_types(path, meta)
     if isinstance(meta.get("backends"), list):
         meta["backends"] = [canonical_backend(b) for b in meta["backends"]]

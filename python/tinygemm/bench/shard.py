@@ -114,7 +114,7 @@ def read_results_json(path: str) -> dict:
     """A run's results.json as merges and resumes compare it: today's backend names
     (results.read_meta), and so the plan's digest taken again from its body (one written with an old
     backend name is then the digest of the same plan named today)."""
-    meta = results.read_meta(path, ("device", "plan", "shard"))
+    meta = results.read_meta(path)
     if isinstance(meta.get("plan"), dict) and {"shapes", "batch_lists", "options"} <= set(meta["plan"]):
         meta["plan"]["digest"] = plan_digest(meta["plan"])
     return meta
