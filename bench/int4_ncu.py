@@ -4,6 +4,9 @@ the main stall reasons. Run before and after a kernel change (METHOD.md: measure
 
     python bench/int4_ncu.py --m 1,16 --kernels gemv,gemm_sm90 [--model Llama-3-8B --tp 1] --out DIR
 
+Kernels: gemv (both layouts), gemm_sm90 (its heuristic's configuration), and gemm_sm90_mc1 /
+gemm_sm90_mc2 (the heuristic's token tile and split with x multicast off / on, where it fits).
+
 Runs itself under ncu (--clock-control none, caches flushed before each kernel: cold L2); writes
 DIR/int4_ncu.csv and prints one line per kernel.
 """
@@ -35,6 +38,10 @@ METRICS = [
 TENSOR_METRICS = [
     "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
     "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
+    # L2: how busy it is and the bytes it serves (the Hopper GEMM's x tiles are re-read from L2 by
+    # every column block)
+    "lts__throughput.avg.pct_of_peak_sustained_elapsed",
+    "lts__t_bytes.sum",
 ]
 
 
@@ -42,7 +49,21 @@ def calls(model: str, tp: int, ms: list[int], kernels: list[str]):
     import torch
 
     import tinygemm
-    from tinygemm import formats, shapes
+    from tinygemm import _C, formats, shapes
+    from tinygemm._ext import stream_handle
+
+    def gemm_sm90_mc(x, q, mc):
+        M, K = x.shape
+        N = q.shape[1]
+        h = _C.w4a16_gemm_sm90_config(M, N, K, torch.cuda.get_device_properties(0).multi_processor_count)
+        y = torch.empty(M, N, device="cuda", dtype=x.dtype)
+        return lambda: _C.w4a16_gemm_sm90(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0, y.data_ptr(),
+                                          M, N, K, q.group_size, "float16", stream_handle(), h["block_m"],
+                                          h["split"], mc)
+
+    def fits(M, N, K, mc):  # the multicast pair's constraints (w4a16_gemm_sm90's own check)
+        h = _C.w4a16_gemm_sm90_config(M, N, K, torch.cuda.get_device_properties(0).multi_processor_count)
+        return mc == 1 or (h["block_m"] >= 16 and ((N + 127) // 128) % 2 == 0 and 2 * h["split"] <= 8)
 
     out = []
     for s in shapes.layer_shapes(model, tp):
@@ -54,8 +75,13 @@ def calls(model: str, tp: int, ms: list[int], kernels: list[str]):
                 q = formats.to_layout(q1, layout)
                 for M in ms:
                     x = torch.randn(M, K, device="cuda").half()
-                    out.append(({"layer": s.layer, "K": K, "N": N, "M": M, "kernel": kern, "layout": layout},
-                                lambda x=x, q=q, kern=kern: tinygemm.w4a16_matmul(x, q, backend=kern)))
+                    c = {"layer": s.layer, "K": K, "N": N, "M": M, "kernel": kern, "layout": layout}
+                    if kern.startswith("gemm_sm90_mc"):
+                        mc = int(kern.removeprefix("gemm_sm90_mc"))
+                        if fits(M, N, K, mc):
+                            out.append((c, gemm_sm90_mc(x, q, mc)))
+                    else:
+                        out.append((c, lambda x=x, q=q, kern=kern: tinygemm.w4a16_matmul(x, q, backend=kern)))
     return out
 
 
@@ -125,13 +151,14 @@ def main():
             return str(v)
 
     for r in rows:
-        print(f"{r['layer']:13s} M={r['M']:<4d} {r['kernel']:9s} {r['layout'][-4:]:4s} "
+        print(f"{r['layer']:13s} M={r['M']:<4d} {r['kernel']:13s} {r['layout'][-4:]:4s} "
               f"t={g(r, 'gpu__time_duration'):>6s}us dram={g(r, 'dram__throughput'):>5s}% "
               f"busy={r.get('sm_busy_pct', '')}% occ={g(r, 'sm__warps_active'):>5s}% "
               f"regs={g(r, 'launch__registers')} grid={g(r, 'launch__grid_size')}x{g(r, 'launch__block_size')} "
               f"stall lsb={g(r, 'smsp__warp_issue_stalled_long')} bar={g(r, 'smsp__warp_issue_stalled_barrier')} "
               f"wait={g(r, 'smsp__warp_issue_stalled_wait')} issue={g(r, 'smsp__issue_active')} "
-              f"gmma={g(r, 'sm__pipe_tensor_op_gmma')}% hmma={g(r, 'sm__pipe_tensor_op_hmma')}%", flush=True)
+              f"gmma={g(r, 'sm__pipe_tensor_op_gmma')}% hmma={g(r, 'sm__pipe_tensor_op_hmma')}% "
+              f"l2={g(r, 'lts__throughput')}% l2bytes={g(r, 'lts__t_bytes')}", flush=True)
 
 
 if __name__ == "__main__":
