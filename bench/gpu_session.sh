@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [multicast] [decode] [harness-ncu] [bench]
+#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [tiles] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [sweep-cost] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
@@ -79,18 +79,16 @@ for s in $stages; do
       log "Hopper GEMM configuration sweep (beside the GEMV and the Triton GEMM)"
       python3 bench/tune_w4a16_gemm_sm90.py --m "${TUNE_M:-1,8,16,32,64,128,256,512}" \
         --out "$OUT/tune_w4a16_gemm_sm90.csv" 2>&1 | tee "$OUT/tune_w4a16_gemm_sm90.log" | tail -${TUNE_TAIL:-80} ;;
-    multicast)
-      # issue 11: the Hopper GEMM's x multicast (pairs of column blocks sharing x) against none, at the
-      # M where x is most of the L2 traffic, per layer of both bar models; then ncu's L2 load for both
-      log "Hopper GEMM x multicast 1 vs 2 (Llama-3-8B TP1, Llama-3-70B TP4), then ncu"
+    tiles)
+      # issue 11: the Hopper GEMM's token tiles (64: two CTAs per SM) and consumer warpgroups (3 at 128
+      # tokens) at M >= 128, per layer of both bar models
+      log "Hopper GEMM block_m 64/128 x warpgroups 2/3 (Llama-3-8B TP1, Llama-3-70B TP4)"
       for mt in "Llama-3-8B 1" "Llama-3-70B 4"; do
         set -- $mt
-        python3 bench/tune_w4a16_gemm_sm90.py --model "$1" --tp "$2" --m "${TUNE_M:-64,128,256,512}" --splits 1,2,3,4 \
-          --no-baselines --out "$OUT/tune_multicast_$1_tp$2.csv" >"$OUT/tune_multicast_$1_tp$2.log" 2>&1
-        tail -2 "$OUT/tune_multicast_$1_tp$2.log"
-      done
-      python3 bench/int4_ncu.py --m "${NCU_M:-128,512}" --kernels gemm_sm90_mc1,gemm_sm90_mc2 --out "$OUT/ncu_multicast" \
-        2>&1 | tail -20 ;;
+        python3 bench/tune_w4a16_gemm_sm90.py --model "$1" --tp "$2" --m "${TUNE_M:-128,256,512}" --splits 1,2,3 \
+          --block-m 64,128 --warpgroups 2,3 --no-baselines --out "$OUT/tune_tiles_$1_tp$2.csv" >"$OUT/tune_tiles_$1_tp$2.log" 2>&1
+        tail -1 "$OUT/tune_tiles_$1_tp$2.log"
+      done ;;
     tune-gemm)
       log "Triton GEMM configuration sweep"
       python3 bench/tune_w4a16_gemm.py --m "${TUNE_M:-1,16,32,64,128,256}" --out "$OUT/tune_w4a16_gemm.csv" 2>&1 \

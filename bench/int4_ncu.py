@@ -4,9 +4,6 @@ the main stall reasons. Run before and after a kernel change (METHOD.md: measure
 
     python bench/int4_ncu.py --m 1,16 --kernels gemv,gemm_sm90 [--model Llama-3-8B --tp 1] --out DIR
 
-Kernels: gemv (both layouts), gemm_sm90 (its heuristic's configuration), and gemm_sm90_mc1 /
-gemm_sm90_mc2 (the heuristic's token tile and split with x multicast off / on, where it fits).
-
 Runs itself under ncu (--clock-control none, caches flushed before each kernel: cold L2); writes
 DIR/int4_ncu.csv and prints one line per kernel.
 """
@@ -49,21 +46,7 @@ def calls(model: str, tp: int, ms: list[int], kernels: list[str]):
     import torch
 
     import tinygemm
-    from tinygemm import _C, formats, shapes
-    from tinygemm._ext import stream_handle
-
-    def gemm_sm90_mc(x, q, mc):
-        M, K = x.shape
-        N = q.shape[1]
-        h = _C.w4a16_gemm_sm90_config(M, N, K, torch.cuda.get_device_properties(0).multi_processor_count)
-        y = torch.empty(M, N, device="cuda", dtype=x.dtype)
-        return lambda: _C.w4a16_gemm_sm90(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0, y.data_ptr(),
-                                          M, N, K, q.group_size, "float16", stream_handle(), h["block_m"],
-                                          h["split"], mc)
-
-    def fits(M, N, K, mc):  # the multicast pair's constraints (w4a16_gemm_sm90's own check)
-        h = _C.w4a16_gemm_sm90_config(M, N, K, torch.cuda.get_device_properties(0).multi_processor_count)
-        return mc == 1 or (h["block_m"] >= 16 and ((N + 127) // 128) % 2 == 0 and 2 * h["split"] <= 8)
+    from tinygemm import formats, shapes
 
     out = []
     for s in shapes.layer_shapes(model, tp):
@@ -75,13 +58,8 @@ def calls(model: str, tp: int, ms: list[int], kernels: list[str]):
                 q = formats.to_layout(q1, layout)
                 for M in ms:
                     x = torch.randn(M, K, device="cuda").half()
-                    c = {"layer": s.layer, "K": K, "N": N, "M": M, "kernel": kern, "layout": layout}
-                    if kern.startswith("gemm_sm90_mc"):
-                        mc = int(kern.removeprefix("gemm_sm90_mc"))
-                        if fits(M, N, K, mc):
-                            out.append((c, gemm_sm90_mc(x, q, mc)))
-                    else:
-                        out.append((c, lambda x=x, q=q, kern=kern: tinygemm.w4a16_matmul(x, q, backend=kern)))
+                    out.append(({"layer": s.layer, "K": K, "N": N, "M": M, "kernel": kern, "layout": layout},
+                                lambda x=x, q=q, kern=kern: tinygemm.w4a16_matmul(x, q, backend=kern)))
     return out
 
 

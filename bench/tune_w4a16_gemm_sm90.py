@@ -1,5 +1,5 @@
-"""Sweep the Hopper GEMM's launch configurations (token tile x cluster split x x-multicast) over a
-model's layers,
+"""Sweep the Hopper GEMM's launch configurations (token tile x cluster split x consumer warpgroups)
+over a model's layers,
 beside the GEMV and the Triton GEMM, so the table in csrc/kernels/w4a16_host.cpp
 (w4a16_gemm_sm90_config) can be read off measurements.
 
@@ -25,7 +25,9 @@ def main():
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--m", default="1,8,16,32,64,128,256,512")
     p.add_argument("--splits", default="1,2,3,4,6,8")
-    p.add_argument("--multicast", default="1,2", help="x multicast widths to try (where they fit)")
+    p.add_argument("--block-m", default=None,
+                   help="token tiles to try (default: the two narrowest that hold M, 128 at most)")
+    p.add_argument("--warpgroups", default="2", help="consumer warpgroups to try (3 only with block_m 128)")
     p.add_argument("--no-baselines", action="store_true", help="only the Hopper GEMM (no GEMV / Triton rows)")
     p.add_argument("--out", default="tune_w4a16_gemm_sm90.csv")
     a = p.parse_args()
@@ -50,9 +52,9 @@ def main():
             h = _C.w4a16_gemm_sm90_config(M, N, K, dev.sm_count)
             floor = (qv1.nbytes() + 2 * M * (K + N)) / (bw * 1e3)
 
-            def sm90(q, bm, sp, mc):
+            def sm90(q, bm, sp, wg):
                 return lambda: _C.w4a16_gemm_sm90(x.data_ptr(), q.qweight.data_ptr(), q.scales.data_ptr(), 0,
-                                                  y.data_ptr(), M, N, K, 128, "float16", stream_handle(), bm, sp, mc)
+                                                  y.data_ptr(), M, N, K, 128, "float16", stream_handle(), bm, sp, wg)
 
             cands = []
             if not a.no_baselines:
@@ -65,21 +67,21 @@ def main():
                     cands.append(("gemv_sm90", None, None, None,
                                   [lambda q=q: tinygemm.ops.w4a16_gemv(x, q.qweight, q.scales, None, 128, layout=q.layout)
                                    for q in s90]))
-            bms = [bm for bm in BLOCK_M if bm >= min(M, 128)][:2]
+            bms = ([int(v) for v in a.block_m.split(",")] if a.block_m
+                   else [bm for bm in BLOCK_M if bm >= min(M, 128)][:2])
             for bm in bms:
                 for sp in [int(v) for v in a.splits.split(",")]:
-                    for mc in [int(v) for v in a.multicast.split(",")]:
-                        # multicast pairs: whole pairs of 128-column blocks, 2 x split <= 8 CTAs, >= 16 tokens
-                        if mc == 2 and not (bm >= 16 and ((N + 127) // 128) % 2 == 0 and 2 * sp <= 8):
+                    for wg in [int(v) for v in a.warpgroups.split(",")]:
+                        if wg == 3 and bm != 128:
                             continue
-                        cands.append(("gemm_sm90", bm, sp, mc, [sm90(q, bm, sp, mc) for q in s90]))
-            for kernel, bm, sp, mc, fns in cands:
+                        cands.append(("gemm_sm90", bm, sp, wg, [sm90(q, bm, sp, wg) for q in s90]))
+            for kernel, bm, sp, wg, fns in cands:
                 t = timing.measure(fns=fns, bytes_per_call=qv1.nbytes(), mode="graph")
-                pick = kernel == "gemm_sm90" and (bm, sp, mc) == (h["block_m"], h["split"], h["multicast"])
+                pick = kernel == "gemm_sm90" and (bm, sp, wg) == (h["block_m"], h["split"], h.get("warpgroups", 2))
                 rows.append(dict(layer=s.layer, K=K, N=N, M=M, kernel=kernel, block_m=bm or "", split=sp or "",
-                                 multicast=mc or "", us=round(t.median_us, 3), floor_us=round(floor, 3),
+                                 warpgroups=wg or "", us=round(t.median_us, 3), floor_us=round(floor, 3),
                                  pct_floor=round(100 * floor / t.median_us, 1), heuristic=int(pick), l2=t.l2))
-                print(f"{s.layer:14s} M={M:4d} {kernel:9s} bm={bm or '-':>3} split={sp or '-':>2} mc={mc or '-'} "
+                print(f"{s.layer:14s} M={M:4d} {kernel:9s} bm={bm or '-':>3} split={sp or '-':>2} wg={wg or '-'} "
                       f"{t.median_us:8.2f} us  floor {floor:6.2f}  {100 * floor / t.median_us:5.1f}%"
                       f"{'  <- heuristic' if pick else ''}", flush=True)
     write_dicts(a.out, rows)

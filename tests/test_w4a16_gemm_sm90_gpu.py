@@ -60,19 +60,19 @@ def test_every_gemm_sm90_configuration(block_m, split):
                       f"block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
 
 
-@pytest.mark.parametrize("block_m", [16, 32, 64, 128])
-@pytest.mark.parametrize("split", [1, 2, 3, 4])
-def test_x_multicast_pairs(block_m, split):
-    """x multicast (a CTA pair along N sharing each x tile) for every token tile it compiles for and
-    every split it fits with (cluster 2 x split <= 8); N = 2240 is 18 column blocks, the last one
-    partial; M past the tile leaves a partial token tile in both halves."""
-    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (-1, False, torch.float16)]:
-        for K in (640, 1536):
-            qw = make(K, 2240, gs, sym, dtype)
-            for M in (1, block_m // 2 + 1, block_m + 3, 300):
+@pytest.mark.parametrize("split", [1, 2, 3, 8])
+def test_three_warpgroups(split):
+    """Three consumer warpgroups (192 columns per CTA) at 128 tokens, on every scale path: N = 2240 is
+    11 column blocks and a partial one (128 of 192 columns), N = 2112 exactly 11; M past 128 leaves a
+    partial token tile."""
+    for gs, sym, dtype in [(128, True, torch.float16), (32, False, torch.bfloat16), (64, True, torch.bfloat16),
+                           (-1, False, torch.float16)]:
+        for K, N in ((640, 2240), (1536, 2112)):
+            qw = make(K, N, gs, sym, dtype)
+            for M in (1, 127, 131, 300):
                 x = torch.randn(M, K, device="cuda").to(dtype)
-                check(gemm_sm90(x, qw, block_m=block_m, split=split, multicast=2), x, qw,
-                      f"multicast block_m={block_m} split={split} gs={gs} sym={sym} K={K} M={M}")
+                check(gemm_sm90(x, qw, block_m=128, split=split, warpgroups=3), x, qw,
+                      f"warpgroups=3 split={split} gs={gs} sym={sym} K={K} N={N} M={M}")
 
 
 def gemv_sm90(x, qw, impl, **cfg):
@@ -209,15 +209,9 @@ def test_gemm_sm90_rejects_bad_config():
             gemm_sm90(x, qw, block_m=bad)
     with pytest.raises(ValueError, match="split"):
         gemm_sm90(x, qw, split=9)
-    with pytest.raises(ValueError, match="multicast must be 1 or 2"):
-        gemm_sm90(x, qw, multicast=3)
-    # N = 256 is 2 column blocks (a pair) but a split of 8 makes a cluster of 16; N = 2112 is 17 blocks
-    with pytest.raises(ValueError, match="multicast 2 needs"):
-        gemm_sm90(x, qw, block_m=64, split=8, multicast=2)
-    with pytest.raises(ValueError, match="an even number"):
-        gemm_sm90(torch.randn(4, 512, device="cuda").half(), make(512, 2112, 128, True, torch.float16), multicast=2)
-    with pytest.raises(ValueError, match="block_m >= 16"):
-        gemm_sm90(x, qw, block_m=8, multicast=2)
+    for bm, wg in ((64, 3), (128, 4), (128, 1)):
+        with pytest.raises(ValueError, match="warpgroups must be 2, or 3 with block_m 128"):
+            gemm_sm90(x, qw, block_m=bm, warpgroups=wg)
 
 
 def test_cluster_counts_and_the_split_they_choose():
@@ -254,7 +248,7 @@ def test_auto_dispatch_and_its_description():
     assert api.choose_backend(api.GEMV_MAX_M_SM90 + 1, dev, formats.LAYOUT_SM90) == "gemm_sm90"
     d = api.describe("auto", 64, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
-    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']} multicast={c['multicast']}"
+    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
     assert "impl=mma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     assert "impl=mma" in api.describe("gemv", 1, 4096, 4096, 128, dev, formats.LAYOUT)

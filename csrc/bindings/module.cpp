@@ -197,17 +197,17 @@ PYBIND11_MODULE(_C, m) {
       "w4a16_gemm_sm90",
       [](std::uintptr_t x, std::uintptr_t qweight, std::uintptr_t scales, std::uintptr_t zeros, std::uintptr_t y,
          int M, int N, int K, int group_size, const std::string& dtype, std::uintptr_t stream, int block_m,
-         int split, int multicast) {
+         int split, int warpgroups) {
         tg::GemmSm90Config cfg;
         cfg.block_m = block_m;
         cfg.split = split;
-        cfg.multicast = multicast;
+        cfg.warpgroups = warpgroups;
         tg::w4a16_gemm_sm90(ptr(x), ptr(qweight), ptr(scales), zeros ? ptr(zeros) : nullptr, mut(y), M, N, K,
                             group_size, parse_dtype(dtype), stream, cfg);
       },
       py::arg("x"), py::arg("qweight"), py::arg("scales"), py::arg("zeros"), py::arg("y"), py::arg("M"),
       py::arg("N"), py::arg("K"), py::arg("group_size"), py::arg("dtype"), py::arg("stream"),
-      py::arg("block_m") = 0, py::arg("split") = 0, py::arg("multicast") = 0);
+      py::arg("block_m") = 0, py::arg("split") = 0, py::arg("warpgroups") = 0);
   m.def(
       "w4a16_gemm_sm90_config",
       [](int M, int N, int K, int sm_count, std::optional<std::vector<std::vector<int>>> clusters) {
@@ -225,7 +225,7 @@ PYBIND11_MODULE(_C, m) {
           }
         }
         const tg::GemmSm90Config c = tg::w4a16_gemm_sm90_config(M, N, K, sm_count, clusters ? &counts : nullptr);
-        return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split, py::arg("multicast") = c.multicast);
+        return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split);
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("clusters") = py::none());
   m.def("w4a16_gemm_sm90_clusters", &tg::w4a16_gemm_sm90_clusters, py::arg("block_m"), py::arg("split"),

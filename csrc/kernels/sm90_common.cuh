@@ -58,25 +58,6 @@ __device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0
       : "memory");
 }
 
-// tma_2d into the same shared-memory offset of every CTA of the cluster whose bit is set in `ctas`
-// (cluster ranks); each destination's mbarrier at `bar`'s offset receives the bytes it got.
-__device__ __forceinline__ void tma_2d_multicast(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar,
-                                                 std::uint16_t ctas) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, "
-      "%3}], [%4], %5;" ::"r"(smem_addr(dst)),
-      "l"(map), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "h"(ctas)
-      : "memory");
-}
-
-// Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster CTA `rank` (this CTA's
-// own included), releasing this thread's earlier shared-memory reads to the cluster.
-__device__ __forceinline__ void mbar_arrive_cluster(std::uint64_t* bar, int rank) {
-  std::uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(bar)), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
-}
-
 // A 1D bulk copy (no tensor map): `bytes` (a multiple of 16) from 16-byte aligned global memory.
 __device__ __forceinline__ void bulk_1d(void* dst, const void* src, std::uint32_t bytes, std::uint64_t* bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(

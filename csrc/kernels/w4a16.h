@@ -89,7 +89,7 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
 struct GemmSm90Config {
   int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64 or 128 (0 = heuristic)
   int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
-  int multicast = 0;  // CTAs of adjacent column blocks sharing each x tile: 1 or 2 (0 = heuristic)
+  int warpgroups = 0;  // consumer warpgroups per CTA (64 columns each): 2, or 3 at block_m 128 (0 = 2)
 };
 
 // y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in tinygemm-w4-sm90 (above); Hopper (sm_90a)
@@ -102,8 +102,6 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
 // given, replaces the current GPU's co-resident cluster counts (w4a16_gemm_sm90_clusters) as
 // clusters[tile][split - 1], tile 0..4 for block_m 8..128: what the heuristic would pick on that GPU.
 using Sm90ClusterCounts = int[5][8];
-// The x multicast the heuristic picks for a token tile, K split and N (one home for the rule).
-int w4a16_gemm_sm90_multicast(int block_m, int split, int N);
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const Sm90ClusterCounts* clusters = nullptr);
 
 // How many clusters of `split` CTAs of the block_m-token kernel the current GPU runs at once

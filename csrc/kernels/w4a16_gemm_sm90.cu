@@ -16,13 +16,7 @@
 //   - split-K across the CTAs of a thread-block cluster (gridDim.z = cluster size): each CTA
 //     accumulates a K range, parks its fp32 tile in shared memory, and the cluster sums the tiles
 //     through distributed shared memory (no workspace, no second kernel, safe under CUDA graphs);
-//     this is how narrow layers (N = 4096: 32 column blocks) fill 132 SMs;
-//   - x multicast (multicast = 2): two CTAs of adjacent column blocks (a cluster's y pair) each copy
-//     half of the stage's x tile into both CTAs' shared memory, so x crosses from L2 once per pair.
-//     At 128 tokens a CTA's x tile (16 KB per chunk) is 4x its weight tile (4 KB): x is most of
-//     the L2-to-SM traffic (gate_up at M = 512: ~0.9 of 1.1 GB per call), and at the tensor rate
-//     that traffic alone needs ~9 TB/s from L2. A stage slot is refilled only when the consumers
-//     of both CTAs released it (each consumer warp arrives on both CTAs' empty barriers).
+//     this is how narrow layers (N = 4096: 32 column blocks) fill 132 SMs.
 // Per-channel scales (group_size -1) are applied to the fp32 result instead of each weight.
 #include <algorithm>
 #include <atomic>
@@ -69,7 +63,6 @@ struct Sm90Shape {
 
 struct Sm90Params {
   int M, N, log2_group, asym, stages_total, stages_per_split, gps;
-  int mc;  // CTAs sharing each x tile by multicast (the cluster's y extent): 1 or 2
   const void* scales;  // per-channel scales (group_size -1), applied in the epilogue
   const void* zeros;   // per-channel zeros (group_size -1 with zero points)
   void* y;
@@ -103,11 +96,6 @@ __device__ __forceinline__ float4 ld_cluster_f4(const float* p, int rank) {
 __device__ __forceinline__ int cluster_rank() {
   int r;
   asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ int cluster_y() {
-  int r;
-  asm volatile("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(r));
   return r;
 }
 
@@ -156,10 +144,6 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN, split = blockIdx.z;
-  // the cluster is (1, mc, splits): this CTA's x half and its rank (x-fastest, as the hardware counts)
-  const int cy = p.mc > 1 ? cluster_y() : 0;
-  const int nsplit = gridDim.z;
-  const bool clustered = nsplit * p.mc > 1;
   const int it0 = split * p.stages_per_split;
   const int it1 = std::min(p.stages_total, it0 + p.stages_per_split);
   const int nst = std::max(0, it1 - it0);
@@ -173,17 +157,13 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
     }
   }
   if (threadIdx.x == 0) {
-    // the rank arithmetic below (peer = cy + mc * split) is the hardware's: checked once per CTA
-    if (clustered && cluster_rank() != cy + p.mc * split) __trap();
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
-      mbar_init(&empty[s], WG * 4 * p.mc);  // lane 0 of every consumer warp of every CTA sharing x
+      mbar_init(&empty[s], WG * 4);  // lane 0 of every consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  // with multicast the peer's copies land in this CTA's stages and signal its barriers: both CTAs'
-  // barriers are initialised before either producer starts
-  if (p.mc > 1) cluster_sync(); else __syncthreads();
+  __syncthreads();
 
   float acc[BM / 2];
 #pragma unroll
@@ -201,15 +181,7 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
         mbar_expect_tx(&full[s], bytes);
         const int c = (it0 + i) * KC;
 #pragma unroll
-        for (int kc = 0; kc < KC; ++kc) {
-          if (p.mc == 1) {
-            tma_2d(x_st(s) + kc * BM * 128, &tm_x, (c + kc) * 64, m0, &full[s]);
-          } else {  // this CTA's half of the rows, into both CTAs of the pair (ranks mc * split + 0, 1)
-            constexpr int kHalf = BM / 2;
-            tma_2d_multicast(x_st(s) + kc * BM * 128 + cy * kHalf * 128, &tm_x, (c + kc) * 64, m0 + cy * kHalf,
-                             &full[s], static_cast<std::uint16_t>(3u << (2 * split)));
-          }
-        }
+        for (int kc = 0; kc < KC; ++kc) tma_2d(x_st(s) + kc * BM * 128, &tm_x, (c + kc) * 64, m0, &full[s]);
         tma_3d(w_st(s), &tm_w, 0, c, n0 / 16, &full[s]);
         if (p.gps) {
           const int g0 = (c * 64) >> p.log2_group;
@@ -285,13 +257,7 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       // while a group that read them may still run serializes every wgmma (C7513).
       wgmma_commit();
       wgmma_wait<0>();
-      if (lane == 0) {
-        if (p.mc == 1) {
-          mbar_arrive(&empty[s]);
-        } else {  // the slot is both CTAs' (the peer's producer writes half of it)
-          for (int r = 0; r < p.mc; ++r) mbar_arrive_cluster(&empty[s], p.mc * split + r);
-        }
-      }
+      if (lane == 0) mbar_arrive(&empty[s]);
     }
     if (p.gps == 0) {  // per-channel scales on the fp32 result
       const T* sp = static_cast<const T*>(p.scales);
@@ -314,17 +280,18 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
       red[m * LD + n] = acc[i];
     }
   }
-  if (clustered) cluster_sync(); else __syncthreads();
-  // ... and the K-split CTAs of the cluster (same column block) each sum an interleaved share of it,
-  // 4 columns per thread
+  const int csize = gridDim.z;
+  if (csize > 1) cluster_sync(); else __syncthreads();
+  // ... and the CTAs of the cluster each sum an interleaved share of it, 4 columns per thread
+  const int rank = csize > 1 ? cluster_rank() : 0;
   T* y = static_cast<T*>(p.y);
-  for (int v = split * blockDim.x + threadIdx.x; v < BM * BN / 4; v += nsplit * blockDim.x) {
+  for (int v = rank * blockDim.x + threadIdx.x; v < BM * BN / 4; v += csize * blockDim.x) {
     const int m = v / (BN / 4), nl = 4 * (v % (BN / 4));
     if (m0 + m >= p.M || n0 + nl >= p.N) continue;
     float4 sum = *reinterpret_cast<const float4*>(red + m * LD + nl);
-    for (int q = 0; q < nsplit; ++q) {
-      if (q == split) continue;
-      const float4 o = ld_cluster_f4(red + m * LD + nl, cy + p.mc * q);
+    for (int q = 0; q < csize; ++q) {
+      if (q == rank) continue;
+      const float4 o = ld_cluster_f4(red + m * LD + nl, q);
       sum.x += o.x;
       sum.y += o.y;
       sum.z += o.z;
@@ -336,8 +303,7 @@ __global__ void __launch_bounds__(Sm90Shape<BM, WG>::kThreads, Sm90Shape<BM, WG>
     memcpy(&packed, out, 8);
     *reinterpret_cast<uint2*>(y + static_cast<std::size_t>(m0 + m) * p.N + n0 + nl) = packed;
   }
-  // no CTA leaves while another still reads its tile or may arrive on its barriers
-  if (clustered) cluster_sync();
+  if (csize > 1) cluster_sync();  // no CTA leaves while another still reads its tile
 #endif
 }
 
@@ -356,20 +322,19 @@ auto opted_in() {
   return kernel;
 }
 
-// A grid of (1, mc, split) clusters: the x multicast pair along y, the K split along z. The launch
-// and the occupancy query share it.
+// A grid of `split`-CTA clusters along z (the K split): the launch and the occupancy query share it.
 template <int BM, int WG>
 struct ClusterLaunch {
   cudaLaunchAttribute attr[1];
   cudaLaunchConfig_t cfg{};
-  ClusterLaunch(dim3 grid, int mc, int split, cudaStream_t st) {
+  ClusterLaunch(dim3 grid, int split, cudaStream_t st) {
     cfg.gridDim = grid;
     cfg.blockDim = dim3(Sm90Shape<BM, WG>::kThreads);
     cfg.dynamicSmemBytes = Sm90Shape<BM, WG>::kSmem;
     cfg.stream = st;
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = mc;
+    attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = split;
     cfg.attrs = attr;  // points into this object: not copyable
     cfg.numAttrs = 1;
@@ -380,28 +345,22 @@ struct ClusterLaunch {
 
 template <int BM>
 int max_clusters(int split) {
-  const ClusterLaunch<BM, 2> l(dim3(1, 1, split), 1, split, nullptr);
+  const ClusterLaunch<BM, 2> l(dim3(1, 1, split), split, nullptr);
   int n = 0;
-  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));
+  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));  // (3 warpgroups: the same count)
   return n;
 }
 
 template <typename T, int BM, int WG>
 void launch_sm90(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
-                 int group_size, int split, int mc, cudaStream_t st) {
+                 int group_size, int split, cudaStream_t st) {
   using Sh = Sm90Shape<BM, WG>;
   const CUtensorMapDataType half_type =
       std::is_same<T, tg_half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   const int chunks = K / 64, tiles = N / 16;
-  const int nblocks = (N + Sh::kBN - 1) / Sh::kBN;
-  TG_CHECK_ARG(mc == 1 || (mc == 2 && BM >= 16 && nblocks % 2 == 0 && 2 * split <= 8),
-               "w4a16_gemm_sm90: multicast 2 needs block_m >= 16, an even number of ", Sh::kBN,
-               "-column blocks and split <= 4; got multicast ", mc, ", block_m ", BM, ", ", nblocks,
-               " blocks (N = ", N, "), split ", split);
-  // x [M, K]: boxes of [BM / mc rows][64 k], 128-byte swizzled as wgmma's B operand (a half box
-  // starts on a 1024-byte swizzle atom: BM / 2 >= 8 rows of 128 bytes); rows past M read 0
+  // x [M, K]: boxes of [BM rows][64 k], 128-byte swizzled as wgmma's B operand; rows past M read 0
   const cuuint64_t xd[2] = {cuuint64_t(K), cuuint64_t(M)}, xs[1] = {cuuint64_t(K) * 2};
-  const cuuint32_t xb[2] = {64, cuuint32_t(BM / mc)};
+  const cuuint32_t xb[2] = {64, BM};
   const CUtensorMap tx = make_map(half_type, x, 2, xd, xs, xb, CU_TENSOR_MAP_SWIZZLE_128B, "x");
   // packed weights as words [tiles][chunks][128]: boxes of [8 * WG tiles][KC chunks][128 words]
   const cuuint64_t wd[3] = {128, cuuint64_t(chunks), cuuint64_t(tiles)};
@@ -426,12 +385,11 @@ void launch_sm90(const void* x, const void* qw, const void* s, const void* z, vo
   prm.stages_total = (chunks + Sh::kKC - 1) / Sh::kKC;
   prm.stages_per_split = (prm.stages_total + split - 1) / split;
   prm.gps = gps;
-  prm.mc = mc;
   prm.scales = s;
   prm.zeros = z;
   prm.y = y;
 
-  const ClusterLaunch<BM, WG> l(dim3((M + BM - 1) / BM, nblocks, split), mc, split, st);
+  const ClusterLaunch<BM, WG> l(dim3((M + BM - 1) / BM, (N + Sh::kBN - 1) / Sh::kBN, split), split, st);
   TG_GPU_CHECK(cudaLaunchKernelEx(&l.cfg, opted_in<T, BM, WG>(), tx, tw, ts, tz, prm));
   TG_CHECK_LAUNCH();
 }
@@ -440,7 +398,11 @@ template <typename T>
 void dispatch_bm(const void* x, const void* qw, const void* s, const void* z, void* y, int M, int N, int K,
                  int group_size, const GemmSm90Config& c, cudaStream_t st) {
 #define TG_CALL_BM(BM_) \
-  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, c.multicast, st);
+  if (c.block_m == BM_) return launch_sm90<T, BM_, 2>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
+  // three consumer warpgroups (192 columns per CTA) at 128 tokens: while one waits on its wgmmas,
+  // two dequantize (one CTA per SM: 416 threads x 128 registers fit where 544 would not)
+  if (c.block_m == 128 && c.warpgroups == 3)
+    return launch_sm90<T, 128, 3>(x, qw, s, z, y, M, N, K, group_size, c.split, st);
   TG_CALL_BM(8)
   TG_CALL_BM(16)
   TG_CALL_BM(32)
@@ -496,9 +458,10 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
     if (cfg.split == 0) cfg.split = h.split;
   }
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
-  if (cfg.multicast == 0) cfg.multicast = w4a16_gemm_sm90_multicast(cfg.block_m, cfg.split, N);
-  TG_CHECK_ARG(cfg.multicast == 1 || cfg.multicast == 2, "w4a16_gemm_sm90: multicast must be 1 or 2 (0: heuristic); got ",
-               cfg.multicast);
+  if (cfg.warpgroups == 0) cfg.warpgroups = 2;
+  TG_CHECK_ARG(cfg.warpgroups == 2 || (cfg.warpgroups == 3 && cfg.block_m == 128),
+               "w4a16_gemm_sm90: warpgroups must be 2, or 3 with block_m 128; got warpgroups ", cfg.warpgroups,
+               ", block_m ", cfg.block_m);
   auto st = as_stream(stream);
   if (dtype == DType::kF16) return dispatch_bm<tg_half>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);
   return dispatch_bm<tg_bf16>(x, qweight, scales, zeros, y, M, N, K, group_size, cfg, st);

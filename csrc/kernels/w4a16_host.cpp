@@ -107,15 +107,6 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
   return c;
 }
 
-int w4a16_gemm_sm90_multicast(int block_m, int split, int N) {
-  // x multicast across a pair of column blocks where x is most of the L2-to-SM traffic: from 64
-  // tokens a CTA's x tile is >= 2x its weight tile (bench/results/h200/README.md). It needs an even
-  // number of 128-column blocks (the pair is a cluster's y extent, which must divide the grid) and
-  // a cluster of 2 x split <= 8 CTAs.
-  const int nblocks = (N + 127) / 128;
-  return block_m >= 64 && nblocks % 2 == 0 && 2 * split <= 8 ? 2 : 1;
-}
-
 GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const Sm90ClusterCounts* clusters) {
   GemmSm90Config c;
   // Measured on an H200 over Llama-3-8B's layers (bench/tune_w4a16_gemm_sm90.py, committed results):
@@ -156,7 +147,6 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const S
       c.split = s;
     }
   }
-  c.multicast = w4a16_gemm_sm90_multicast(c.block_m, c.split, N);
   return c;
 }
 

@@ -90,7 +90,7 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
     if backend == "gemm_sm90":
         with torch.cuda.device(device):  # the split reads the device's own co-resident cluster counts
             c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
-        return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']} multicast={c['multicast']}"
+        return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
     from .triton.w4a16_gemm import pick_config
 
     return f"w4a16_gemm (triton) {pick_config(M, N, K, group_size, props.multi_processor_count)}"
