@@ -248,7 +248,7 @@ def test_auto_dispatch_and_its_description():
     assert api.choose_backend(api.GEMV_MAX_M_SM90 + 1, dev, formats.LAYOUT_SM90) == "gemm_sm90"
     d = api.describe("auto", 64, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     c = _C.w4a16_gemm_sm90_config(64, 4096, 4096, torch.cuda.get_device_properties(dev).multi_processor_count)
-    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
+    assert d == f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']} warpgroups={c['warpgroups']}"
     assert api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90).startswith("w4a16_gemv ")
     assert "impl=mma" in api.describe("auto", 1, 4096, 4096, 128, dev, formats.LAYOUT_SM90)
     assert "impl=mma" in api.describe("gemv", 1, 4096, 4096, 128, dev, formats.LAYOUT)

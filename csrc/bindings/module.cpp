@@ -225,7 +225,7 @@ PYBIND11_MODULE(_C, m) {
           }
         }
         const tg::GemmSm90Config c = tg::w4a16_gemm_sm90_config(M, N, K, sm_count, clusters ? &counts : nullptr);
-        return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split);
+        return py::dict(py::arg("block_m") = c.block_m, py::arg("split") = c.split, py::arg("warpgroups") = c.warpgroups);
       },
       py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sm_count"), py::arg("clusters") = py::none());
   m.def("w4a16_gemm_sm90_clusters", &tg::w4a16_gemm_sm90_clusters, py::arg("block_m"), py::arg("split"),

@@ -89,7 +89,7 @@ GemvConfig w4a16_gemv_config(int M, int N, int K, int sm_count, int cc_major, W4
 struct GemmSm90Config {
   int block_m = 0;  // tokens per CTA (wgmma's N): 8, 16, 32, 64 or 128 (0 = heuristic)
   int split = 0;    // CTAs of a cluster splitting K, 1..8 (0 = heuristic)
-  int warpgroups = 0;  // consumer warpgroups per CTA (64 columns each): 2, or 3 at block_m 128 (0 = 2)
+  int warpgroups = 0;  // consumer warpgroups per CTA (64 columns each): 2, or 3 at block_m 128 (0 = heuristic)
 };
 
 // y[M, N] = x[M, K] . W[K, N] on Hopper tensor cores, W in tinygemm-w4-sm90 (above); Hopper (sm_90a)

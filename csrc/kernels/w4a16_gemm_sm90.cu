@@ -347,7 +347,7 @@ template <int BM>
 int max_clusters(int split) {
   const ClusterLaunch<BM, 2> l(dim3(1, 1, split), split, nullptr);
   int n = 0;
-  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));  // (3 warpgroups: the same count)
+  TG_GPU_CHECK(cudaOccupancyMaxActiveClusters(&n, opted_in<tg_half, BM, 2>(), &l.cfg));  // (3 warpgroups: also one CTA per SM)
   return n;
 }
 
@@ -452,13 +452,14 @@ void w4a16_gemm_sm90(const void* x, const void* qweight, const void* scales, con
   const DeviceProps& d = device_props();
   TG_CHECK_ARG(d.cc_major == 9 && d.cc_minor == 0, "w4a16_gemm_sm90 needs a Hopper GPU (compute capability 9.0); got ",
                d.cc_major, ".", d.cc_minor);
-  if (cfg.block_m == 0 || cfg.split == 0) {  // the heuristic only where asked for
+  if (cfg.block_m == 0 || cfg.split == 0 || cfg.warpgroups == 0) {  // the heuristic only where asked for
     const GemmSm90Config h = w4a16_gemm_sm90_config(M, N, K, d.sm_count);
     if (cfg.block_m == 0) cfg.block_m = h.block_m;
     if (cfg.split == 0) cfg.split = h.split;
+    // its warpgroups belong to its tile and split; with either named otherwise, two
+    if (cfg.warpgroups == 0) cfg.warpgroups = cfg.block_m == h.block_m && cfg.split == h.split ? h.warpgroups : 2;
   }
   TG_CHECK_ARG(cfg.split >= 1 && cfg.split <= 8, "w4a16_gemm_sm90: split (CTAs per cluster) must be 1..8; got ", cfg.split);
-  if (cfg.warpgroups == 0) cfg.warpgroups = 2;
   TG_CHECK_ARG(cfg.warpgroups == 2 || (cfg.warpgroups == 3 && cfg.block_m == 128),
                "w4a16_gemm_sm90: warpgroups must be 2, or 3 with block_m 128; got warpgroups ", cfg.warpgroups,
                ", block_m ", cfg.block_m);

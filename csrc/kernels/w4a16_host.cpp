@@ -130,21 +130,37 @@ GemmSm90Config w4a16_gemm_sm90_config(int M, int N, int K, int sm_count, const S
   // split, against 3.6 % and 4.7 % for the SMs / CTAs rule before it.
   constexpr double kFixedChunks = 20.0;
   constexpr int kSplits[] = {1, 2, 3, 4, 6, 8};
-  const int ctas = ((N + 127) / 128) * ((M + c.block_m - 1) / c.block_m);  // clusters
+  // At 128 tokens, three consumer warpgroups (192 columns per CTA) against two: a CTA's chunk costs
+  // 1.5x the columns at 0.8 of the time per column (while one warpgroup waits on its wgmmas two
+  // dequantize), in the same wave model: 192-column blocks leave N = 4096 / 8192's grids short of
+  // whole waves, where two warpgroups stay. Splits of 1 or 2 only: with more, the model picks three
+  // warpgroups where they measured slower (Llama-3-8B down_proj at M = 128: 46.8 against 38.3 us),
+  // and the two layers where split 3 won gain 1-2 us (qkv_proj). Fitted to the H200's tiles sweep
+  // (bench/results/h200/sweeps/tune_sm90_tiles_*; tests/test_gemm_sm90_split.py): summed over
+  // Llama-3-8B's and 70B TP4's layers at M = 128, 256 and 512 the picks are 0.5 % over the best
+  // measured (any factor in 0.78-0.85), against 7 % for two warpgroups only.
+  constexpr double kWg3ChunkCost = 1.5 * 0.8;
+  constexpr int kWg3MaxSplit = 2;
   const int per_sm = c.block_m <= 64 ? 2 : 1;  // Sm90Shape::kMinBlocks, for the fallback below
   const int stages = (K / 64 + 1) / 2;         // 2 chunks per stage, the last one maybe half
   c.split = 1;
+  c.warpgroups = 2;
   double best = 0;
-  for (const int s : kSplits) {
-    if (s > stages) break;
-    int cap = clusters ? (*clusters)[tile][s - 1] : w4a16_gemm_sm90_clusters(c.block_m, s);
-    if (cap < 0) continue;                                   // no cluster of this size fits this GPU
-    if (cap == 0) cap = std::max(1, sm_count * per_sm / s);  // unknown (not a Hopper build): SMs / split
-    const int waves = (ctas + cap - 1) / cap;
-    const double cost = waves * (2.0 * ((stages + s - 1) / s) + kFixedChunks);
-    if (best == 0 || cost < best * 0.99) {
-      best = cost;
-      c.split = s;
+  for (const int wg : {2, 3}) {
+    if (wg == 3 && c.block_m != 128) break;
+    const int ctas = ((N + 64 * wg - 1) / (64 * wg)) * ((M + c.block_m - 1) / c.block_m);  // clusters
+    for (const int s : kSplits) {
+      if (s > stages || (wg == 3 && s > kWg3MaxSplit)) break;
+      int cap = clusters ? (*clusters)[tile][s - 1] : w4a16_gemm_sm90_clusters(c.block_m, s);
+      if (cap < 0) continue;                                   // no cluster of this size fits this GPU
+      if (cap == 0) cap = std::max(1, sm_count * per_sm / s);  // unknown (not a Hopper build): SMs / split
+      const int waves = (ctas + cap - 1) / cap;
+      const double cost = waves * (wg == 3 ? kWg3ChunkCost : 1.0) * (2.0 * ((stages + s - 1) / s) + kFixedChunks);
+      if (best == 0 || cost < best * 0.99) {
+        best = cost;
+        c.split = s;
+        c.warpgroups = wg;
+      }
     }
   }
   return c;

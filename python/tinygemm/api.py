@@ -90,7 +90,7 @@ def describe(backend: str, M: int, N: int, K: int, group_size: int, device: torc
     if backend == "gemm_sm90":
         with torch.cuda.device(device):  # the split reads the device's own co-resident cluster counts
             c = _C.w4a16_gemm_sm90_config(M, N, K, props.multi_processor_count)
-        return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']}"
+        return f"w4a16_gemm_sm90 block_m={c['block_m']} split={c['split']} warpgroups={c['warpgroups']}"
     from .triton.w4a16_gemm import pick_config
 
     return f"w4a16_gemm (triton) {pick_config(M, N, K, group_size, props.multi_processor_count)}"
@@ -117,7 +117,7 @@ def w4a16_matmul(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") ->
         raise ValueError(f"backend {backend!r} reads weights in layout {READS[backend]}; this weight is in "
                          f"{qw.layout!r} (convert with tinygemm.formats.to_layout)")
     if backend == "gemv":
-        y = ops.w4a16_gemv(x2, qw.qweight, qw.scales, qw.zeros, qw.group_size, layout=qw.layout)
+        y = ops.call(ops.w4a16_gemv, x2, qw.qweight, qw.scales, qw.zeros, qw.group_size, layout=qw.layout)
     else:
-        y = _OPS[backend](x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+        y = ops.call(_OPS[backend], x2, qw.qweight, qw.scales, qw.zeros, qw.group_size)
     return y.reshape(*lead, N)
