@@ -110,3 +110,33 @@ def test_w4a16_gemm_configurations_interpreted(cfg, gs, symmetric):
                    out=torch.full((M, N), float("nan")).half(), config=GemmConfig(*cfg[:4], swap=cfg[4]))
     ref = R.w4a16_ref(x, qw)
     assert R.rel_error(y, ref) <= R.tolerance(R.rel_error(R.w4a16_lowp(x, qw), ref))
+
+
+def test_eager_calls_skip_the_dispatcher_and_compiled_ones_keep_the_op():
+    """ops.call: an eager w4a16_matmul on plain tensors runs the op's function without torch.library's
+    dispatch (the profiler sees no tinygemm:: op), with the same result; autograd recording and
+    torch.compile get the registered op (one opaque node in the compiled graph)."""
+    qw = tinygemm.quantize(torch.randn(128, 32).half(), 64)
+    x = torch.randn(3, 128).half()
+
+    def dispatched(fn):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            y = fn()
+        return y, any(e.name == "tinygemm::w4a16_gemm" for e in prof.events())
+
+    y_fast, via_op = dispatched(lambda: tinygemm.w4a16_matmul(x, qw, backend="triton"))
+    y_op, op_seen = dispatched(lambda: torch.ops.tinygemm.w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, 64))
+    assert op_seen and not via_op
+    assert torch.equal(y_fast, y_op)
+    _, via_op = dispatched(lambda: tinygemm.w4a16_matmul(x.clone().requires_grad_(), qw, backend="triton"))
+    assert via_op
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    f = torch.compile(lambda x: tinygemm.w4a16_matmul(x, qw, backend="triton"), backend=capture)
+    assert torch.equal(f(x), y_op)
+    targets = [n.target for g in graphs for n in g.graph.nodes if n.op == "call_function"]
+    assert torch.ops.tinygemm.w4a16_gemm.default in targets, targets

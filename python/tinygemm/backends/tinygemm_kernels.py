@@ -63,7 +63,7 @@ class TinygemmGemv(_Tinygemm):
 
     @staticmethod
     def run(qw, x):
-        return ops.w4a16_gemv(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+        return ops.call(ops.w4a16_gemv, x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
 
 
 class TinygemmGemmSm90(_Tinygemm):
@@ -87,7 +87,7 @@ class TinygemmGemmSm90(_Tinygemm):
 
     @staticmethod
     def run(qw, x):
-        return ops.w4a16_gemm_sm90(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+        return ops.call(ops.w4a16_gemm_sm90, x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
 
 
 class TinygemmAuto(_Tinygemm):
@@ -119,7 +119,7 @@ class TinygemmTriton(_Tinygemm):
 
     @staticmethod
     def run(qw, x):
-        return ops.w4a16_gemm(x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
+        return ops.call(ops.w4a16_gemm, x, qw.qweight, qw.scales, qw.zeros, qw.group_size)
 
 
 class DequantMatmul(_Tinygemm):
@@ -129,7 +129,7 @@ class DequantMatmul(_Tinygemm):
 
     @staticmethod
     def run(qw, x):
-        return torch.matmul(x, ops.w4_dequant(qw.qweight, qw.scales, qw.zeros, qw.group_size))
+        return torch.matmul(x, ops.call(ops.w4_dequant, qw.qweight, qw.scales, qw.zeros, qw.group_size))
 
     def prepare(self, w: torch.Tensor, p: Problem) -> Prepared:
         prep = super().prepare(w, p)
