@@ -86,14 +86,6 @@ struct GemvCtx {
 template <int KCH, int MT>
 constexpr int kXsStage = KCH * MT * 2 * 512;
 
-// Register stages per warp (the measured experiment: -DTG_GEMV_KNAT_STAGES=3 gives the sm90 layout a
-// third; it was slower on every Llama layer at M = 1-8 on an H200, bench/results/h200/README.md).
-#ifndef TG_GEMV_KNAT_STAGES
-#define TG_GEMV_KNAT_STAGES 2
-#endif
-template <bool KNAT>
-constexpr int kGemvStages = KNAT ? TG_GEMV_KNAT_STAGES : 2;
-
 // Stage s of a warp: chunks s * kChunks .. + kChunks - 1 (consecutive, so its addresses are one base
 // plus constants and a scale group may span its chunks). CHECK: the stage may reach past K or a
 // tile past N (the block's last stage when K / 64 is odd, a half-filled last tile): those loads are
@@ -166,11 +158,11 @@ __device__ __forceinline__ void load_stage(GemvStage<T, GS, ASYM, NT, MT>& st, c
 
 // knat: the stage's x from its staging into the registers compute_stage reads (the stage issued
 // after it may still be in flight: wait_group 1).
-template <int NS, typename T, int GS, bool ASYM, int NT, int MT>
+template <typename T, int GS, bool ASYM, int NT, int MT>
 __device__ __forceinline__ void fetch_x(GemvStage<T, GS, ASYM, NT, MT>& st, const GemvCtx<T, GS, ASYM, NT, MT>& cx,
                                         int buf) {
   using S = GemvStage<T, GS, ASYM, NT, MT>;
-  cp_async_wait<NS - 1>();
+  cp_async_wait<1>();
   __syncwarp();
   // ldmatrix: lane l gives row l % 8 of matrix l / 8, the 8-deep k segment l / 8 of the 32
   const int off = xs_seg(cx.lane & 7, cx.lane >> 3);
@@ -192,25 +184,20 @@ template <bool CHECK, bool KNAT, typename T, int GS, bool ASYM, int NT, int MT>
 __device__ __forceinline__ void gemv_loop(const GemvCtx<T, GS, ASYM, NT, MT>& cx, float (&acc)[NT][MT][4], int warp,
                                           int warps) {
   using Stage = GemvStage<T, GS, ASYM, NT, MT>;
-  constexpr int NS = kGemvStages<KNAT>;
   const int last = (cx.chunks + Stage::kChunks - 1) / Stage::kChunks - 1;
   if (warp > last) return;
-  Stage st[NS];
-#pragma unroll
-  for (int i = 0; i < NS - 1; ++i) load_stage<CHECK>(st[i], cx, min(warp + i * warps, last), i);
-  for (int s = warp;; s += NS * warps) {
-#pragma unroll
-    for (int i = 0; i < NS; ++i) {
-      const int next = (i + NS - 1) % NS;
-      load_stage<CHECK>(st[next], cx, min(s + (i + NS - 1) * warps, last), next);
-      if (KNAT) fetch_x<NS>(st[i], cx, i);
-      compute_stage<T, GS, ASYM, NT, MT, true>(st[i], acc);
-      if (s + (i + 1) * warps > last) {
-        if (KNAT) cp_async_wait<0>();  // nothing may land in shared memory after the warp moves on
-        return;
-      }
-    }
+  Stage sa, sb;
+  load_stage<CHECK>(sa, cx, warp, 0);
+  for (int s = warp; s <= last; s += 2 * warps) {
+    load_stage<CHECK>(sb, cx, min(s + warps, last), 1);
+    if (KNAT) fetch_x(sa, cx, 0);
+    compute_stage<T, GS, ASYM, NT, MT, true>(sa, acc);
+    if (s + warps > last) break;
+    load_stage<CHECK>(sa, cx, min(s + 2 * warps, last), 0);
+    if (KNAT) fetch_x(sb, cx, 1);
+    compute_stage<T, GS, ASYM, NT, MT, true>(sb, acc);
   }
+  if (KNAT) cp_async_wait<0>();  // nothing may land in shared memory after the warp moves on
 }
 
 // 512 threads only for one tile per block. The symmetric one-m8-tile kernels with one scale group per
@@ -248,8 +235,7 @@ __global__ void __launch_bounds__(NT == 1 ? 512 : 256, (kGemvMinBlocks<GS, ASYM,
     cx.xok[mt] = m0 + m < M;
     cx.xo[mt] = (cx.xok[mt] ? m : 0) * K + 8 * t;
   }
-  cx.xs = reinterpret_cast<unsigned char*>(red + warps * NT * 16 * MT * 8) +
-          warp * kGemvStages<KNAT> * kXsStage<Stage::kChunks, MT>;
+  cx.xs = reinterpret_cast<unsigned char*>(red + warps * NT * 16 * MT * 8) + warp * 2 * kXsStage<Stage::kChunks, MT>;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     cx.tok[nt] = tile0 + nt < N / 16;
@@ -344,7 +330,7 @@ void launch_mma(const void* x, const void* qw, const void* s, const void* z, voi
   } else {
     const dim3 grid((N / 16 + NT - 1) / NT, (M + 15) / 16);
     const std::size_t smem = sizeof(float) * warps * NT * 16 * MT * 8 +
-                             (KNAT ? warps * kGemvStages<KNAT> * kXsStage<GemvStage<T, GS, ASYM, NT, MT>::kChunks, MT> : 0);
+                             (KNAT ? warps * 2 * kXsStage<GemvStage<T, GS, ASYM, NT, MT>::kChunks, MT> : 0);
     auto kernel = w4a16_gemv_mma_kernel<T, GS, ASYM, NT, MT, KNAT>;
     if (smem > 48 * 1024)
       TG_GPU_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
