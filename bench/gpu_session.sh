@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build tinygemm there, run the GPU tests, then the named benchmarks.
 # Everything it measures lands in $OUT (default ./gpu-out). Usage:
-#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [tiles] [decode] [harness-ncu] [bench]
+#   bash bench/gpu_session.sh [build] [test] [test-split] [test-triton] [test-sm90] [gemv] [gemm-ncu] [tune] [tune-gemm] [tune-sm90] [tiles] [ncu-source] [decode] [harness-ncu] [bench]
 #                             [seeds|seed000] [sweep-cost] [seed002] [peers] [machete-schedule] [seed001] [seed003] [seed004]
 #                             [seed004-bf16] [pytest:NAME,NAME...] [list]
 # With vLLM: carry .vllm-bundle (../shared/vllm-offline/build-bundle.sh) and it is installed first.
@@ -89,6 +89,14 @@ for s in $stages; do
           --block-m 64,128 --warpgroups 2,3 --no-baselines --out "$OUT/tune_tiles_$1_tp$2.csv" >"$OUT/tune_tiles_$1_tp$2.log" 2>&1
         tail -1 "$OUT/tune_tiles_$1_tp$2.log"
       done ;;
+    ncu-source)
+      # where the kernels' warps wait, per SASS instruction: the Hopper GEMM at M = 512 and both GEMV
+      # layouts at M = 1, gate_up_proj of Llama-3-8B (bench/results/h200/sweeps/ncu_source_*)
+      log "ncu source views: gemm_sm90 M=512, gemv (sm90 and v1 layouts) M=1, 4096 x 28672"
+      python3 bench/ncu_source_view.py --k 4096 --n 28672 --m 512 --backend gemm_sm90 --out "$OUT/ncu_source_gemm512.csv" | tail -8
+      python3 bench/ncu_source_view.py --k 4096 --n 28672 --m 1 --backend gemv --out "$OUT/ncu_source_gemvsm90.csv" | tail -8
+      python3 bench/ncu_source_view.py --k 4096 --n 28672 --m 1 --backend gemv --layout tinygemm-w4-v1 \
+        --out "$OUT/ncu_source_gemvv1.csv" | tail -8 ;;
     tune-gemm)
       log "Triton GEMM configuration sweep"
       python3 bench/tune_w4a16_gemm.py --m "${TUNE_M:-1,16,32,64,128,256}" --out "$OUT/tune_w4a16_gemm.csv" 2>&1 \
