@@ -221,3 +221,19 @@ def test_max_rel_error_one_readback_same_answers():
     assert max_rel_error(bad, ref) == math.inf
     zero = torch.zeros(2, 2)
     assert max_rel_error(zero + 0.5, zero) == 0.5  # a zero reference: the absolute error
+
+
+def test_kernel_names_split_at_the_marker_kernels_in_gpu_time_order():
+    from tinygemm.bench.runner import MARKER_KERNEL, join_names, split_at_markers
+
+    mk = f"void tg::(anonymous namespace)::{MARKER_KERNEL}(unsigned long)"
+    # records out of order (as a profiler may list them): sorted by GPU start time before splitting
+    events = [(5.0, "gemm_a"), (1.0, "quantize_x"), (2.0, mk), (3.0, "gemm_a"), (4.0, "reduce"), (6.0, mk),
+              (9.0, mk), (7.0, mk), (8.0, "gemm_b")]
+    groups = split_at_markers(events, 4)
+    assert groups == [["quantize_x"], ["gemm_a", "reduce", "gemm_a"], [], ["gemm_b"]]
+    assert [join_names(g) for g in groups[1::2]] == ["gemm_a;reduce", "gemm_b"]
+    # not exactly n markers, or activities after the last one: no split rather than a wrong one
+    assert split_at_markers(events, 3) is None and split_at_markers(events, 5) is None
+    assert split_at_markers(events + [(10.0, "late")], 4) is None
+    assert join_names(["x" * 130, "x" * 130, "y"]) == "x" * 120 + ";y"
