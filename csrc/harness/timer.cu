@@ -108,11 +108,16 @@ double Timer::estimate_us(const SampleFn& fn, int calls) {
   // The GPU spins while the host enqueues, so the events see back-to-back device work, not the
   // host's launch overhead (a Python callable can take longer to launch than its kernel runs); how
   // long: estimate_lead_in_us.
-  spin(static_cast<std::uint64_t>(1000.0 * estimate_lead_in_us(calls, first_host_us)), stream_);
+  const double lead_in_us = estimate_lead_in_us(calls, first_host_us);
+  spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[0]), s));
   const auto h0 = Clock::now();
   for (int i = 0; i < calls; ++i) fn();
-  host_us_ = std::chrono::duration<double, std::micro>(Clock::now() - h0).count() / std::max(calls, 1);
+  const double enqueue_us = std::chrono::duration<double, std::micro>(Clock::now() - h0).count();
+  host_us_ = enqueue_us / std::max(calls, 1);
+  // the spin outlasted the host's enqueueing: the GPU ran the calls back to back, and the estimate is
+  // their GPU time alone (else it may hold host time)
+  back_to_back_ = lead_in_us >= enqueue_us;
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
   TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[1])));
   return elapsed_us(events_[0], events_[1]) / std::max(calls, 1);
@@ -160,10 +165,12 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   constexpr int kEstimateRuns = 1 + 1;
   r.warmup_runs = warm + (own_estimate ? kEstimateRuns : 0);
   // The GPU spins before each sample's start event so that the timed region never waits on the
-  // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and after the
-  // first batch so does the previous sample of the batch, at least the fastest sample measured.
+  // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and so does the
+  // previous sample of the batch, credited with a lower bound of its GPU time: in the first batch
+  // the estimate (hot L2, so no more than a cold sample; only when its calls ran back to back, else
+  // it may hold host time, and then nothing), in later ones the fastest sample measured.
   const double flush_us = cold ? flush_us_ : 0.0;
-  double fastest_sample_us = 0;  // GPU time of one whole sample (all its operations); 0: none yet
+  double credit_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
   double lead_in_sum_us = 0;
   // cupti mode: the GPU's timestamps of the kernels each sample launched, instead of events
   std::unique_ptr<KernelTrace> trace;
@@ -182,7 +189,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     ensure_events(2 * static_cast<std::size_t>(batch));
     for (int i = 0; i < batch; ++i) {
       if (cold) flush_l2();
-      const double lead_in_us = sample_lead_in_us(host_us, flush_us, i == 0 ? 0.0 : fastest_sample_us);
+      const double lead_in_us = sample_lead_in_us(host_us, flush_us, i == 0 ? 0.0 : credit_us);
       lead_in_sum_us += lead_in_us;
       // untimed: lets the host enqueue the sample before the GPU reaches it
       spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
@@ -210,7 +217,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
-    fastest_sample_us = st.min * ops_per_sample;
+    credit_us = st.min * ops_per_sample;
     ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))

@@ -149,6 +149,7 @@ class Timer {
   std::size_t flush_bytes_ = 0;
   double flush_us_ = 0;        // GPU time of one flush of flush_buf_ (flush_us())
   double host_us_ = 0;         // host time to enqueue one call, from the last estimate_us
+  bool back_to_back_ = false;  // the last estimate_us's timed calls ran back to back on the GPU
   std::string pci_bus_id_;
   std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
 };

@@ -40,8 +40,9 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts) {
 // flush and then the spin, so flush + spin >= 2 x host_us gives the host twice its time; the factor
 // 2 is the margin for host jitter and the harness's launches. Within a batch the host enqueues
 // sample after sample while the GPU works through them: sample i's flush, spin and start event
-// queue behind sample i-1, whose own GPU time (credit_us: the fastest sample measured in earlier
-// batches, a measured lower bound) is then also ahead of the start event. With flush + spin + the
+// queue behind sample i-1, whose own GPU time (credit_us: a lower bound of it, measured: the fastest
+// sample of earlier batches, or in the first batch the hot-L2 estimate when its calls ran back to
+// back) is then also ahead of the start event. With flush + spin + the
 // previous sample >= 2 x host_us per sample, the GPU's lead over the host grows by about host_us
 // with every sample of a batch, so it never runs dry. The first sample of a batch follows the
 // previous batch's wait (an idle GPU) and gets no credit. At least kMinLeadInUs, a margin even for
