@@ -36,7 +36,7 @@ def test_short_run_over_every_available_backend(tmp_path):
     # where the run's time went: the phases a point runs, adding up to the sweep's wall clock
     meta = results.read_meta(str(tmp_path / "results.json"))
     ph, wall = meta["phase_s"], meta["wall_s"]
-    for k in ("inputs", "prepare", "refcheck", "timing.estimate", "timing.warmup", "timing.samples",
+    for k in ("inputs", "prepare", "first_call", "refcheck", "timing.estimate", "timing.warmup", "timing.samples",
               "timing.flush_and_wait", "rows", "csv", "other"):
         assert k in ph, (k, ph)
     assert all(v >= 0 for k, v in ph.items() if k != "other"), ph
