@@ -160,7 +160,8 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts);
 
 // The untimed GPU spins that keep the timed region from waiting on the host (timer_policy.cpp says
 // why each is enough; pure functions, unit-tested without a GPU).
-// Before each sample's start event: host_us = the host's time to enqueue one sample's fn, flush_us =
+// Before each sample's start event: host_us = the host's time to enqueue one sample (its fn, from
+// the estimate, and the harness's own launches around it, measured in the sampling loop), flush_us =
 // the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = GPU work of this
 // batch's earlier samples known to be queued ahead (0 for a batch's first sample).
 constexpr double kMinLeadInUs = 5, kMaxLeadInUs = 2000;

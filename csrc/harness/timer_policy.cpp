@@ -36,9 +36,9 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts) {
 
 // Why the lead-in is enough. The timed region would wait on the host if the GPU reached a sample's
 // start event before the host had enqueued the sample's work: about host_us after it enqueued the
-// sample's flush (plus the harness's own few launches). Before the start event the GPU runs the
-// flush and then the spin, so flush + spin >= 2 x host_us gives the host twice its time; the factor
-// 2 is the margin for host jitter and the harness's launches. Within a batch the host enqueues
+// sample's flush (host_us: the sample's fn and the harness's own launches around it). Before the
+// start event the GPU runs the flush and then the spin, so flush + spin >= 2 x host_us gives the host
+// twice its time; the factor 2 is the margin for host jitter. Within a batch the host enqueues
 // sample after sample while the GPU works through them: sample i's flush, spin and start event
 // queue behind sample i-1, whose own GPU time (credit_us: a lower bound of it, measured: the fastest
 // sample of earlier batches, or in the first batch the hot-L2 estimate when its calls ran back to
