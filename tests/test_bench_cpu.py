@@ -185,3 +185,55 @@ def test_phases_add_up_to_the_wall_clock():
     assert text.index("refcheck") < text.index("timing.samples")  # largest first
     with pytest.raises(ValueError, match="unknown phase 'refchek'"):
         ph.add("refchek", 1.0)
+
+
+def test_refcheck_rows_are_both_ends_and_a_seeded_sample():
+    from tinygemm.bench.runner import REF_ROWS, sample_rows
+
+    assert sample_rows(1) is None and sample_rows(REF_ROWS) is None  # every row
+    for M in (REF_ROWS + 1, 100, 4096, 32768):
+        rows = sample_rows(M)
+        assert len(rows) == REF_ROWS == len(set(rows)) and rows == sorted(rows)
+        assert rows[0] == 0 and rows[-1] == M - 1 and all(0 <= r < M for r in rows)
+        assert sample_rows(M) == rows  # the same rows whenever M is checked
+    assert sample_rows(4096) != sample_rows(4100)  # not one fixed pattern
+    # spread over the rows, not bunched at one end or on one residue of a tile size
+    rows = sample_rows(32768)
+    assert min(rows[1:-1]) < 32768 // 4 and max(rows[1:-1]) > 3 * 32768 // 4
+    assert len({r % 64 for r in rows}) > 16
+
+
+def test_max_rel_error_one_readback_same_answers():
+    import math
+
+    import torch
+
+    from tinygemm.reference import max_rel_error
+
+    ref = torch.tensor([[1.0, -4.0], [2.0, 0.5]])
+    assert max_rel_error(ref, ref) == 0.0
+    assert max_rel_error(ref + torch.tensor([[0.0, 0.2], [0.0, 0.0]]), ref) == pytest.approx(0.2 / 4.0)
+    assert max_rel_error(ref.half(), ref) == 0.0  # compared in fp32
+    bad = ref.clone()
+    bad[1, 0] = float("nan")
+    assert max_rel_error(bad, ref) == math.inf
+    bad[1, 0] = float("inf")
+    assert max_rel_error(bad, ref) == math.inf
+    zero = torch.zeros(2, 2)
+    assert max_rel_error(zero + 0.5, zero) == 0.5  # a zero reference: the absolute error
+
+
+def test_kernel_names_split_at_the_marker_kernels_in_gpu_time_order():
+    from tinygemm.bench.runner import MARKER_KERNEL, join_names, split_at_markers
+
+    mk = f"void tg::(anonymous namespace)::{MARKER_KERNEL}(unsigned long)"
+    # records out of order (as a profiler may list them): sorted by GPU start time before splitting
+    events = [(5.0, "gemm_a"), (1.0, "quantize_x"), (2.0, mk), (3.0, "gemm_a"), (4.0, "reduce"), (6.0, mk),
+              (9.0, mk), (7.0, mk), (8.0, "gemm_b")]
+    groups = split_at_markers(events, 4)
+    assert groups == [["quantize_x"], ["gemm_a", "reduce", "gemm_a"], [], ["gemm_b"]]
+    assert [join_names(g) for g in groups[1::2]] == ["gemm_a;reduce", "gemm_b"]
+    # not exactly n markers, or activities after the last one: no split rather than a wrong one
+    assert split_at_markers(events, 3) is None and split_at_markers(events, 5) is None
+    assert split_at_markers(events + [(10.0, "late")], 4) is None
+    assert join_names(["x" * 130, "x" * 130, "y"]) == "x" * 120 + ";y"

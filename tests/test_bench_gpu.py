@@ -36,7 +36,7 @@ def test_short_run_over_every_available_backend(tmp_path):
     # where the run's time went: the phases a point runs, adding up to the sweep's wall clock
     meta = results.read_meta(str(tmp_path / "results.json"))
     ph, wall = meta["phase_s"], meta["wall_s"]
-    for k in ("inputs", "prepare", "refcheck", "timing.estimate", "timing.warmup", "timing.samples",
+    for k in ("inputs", "prepare", "first_call", "refcheck", "timing.estimate", "timing.warmup", "timing.samples",
               "timing.flush_and_wait", "rows", "csv", "other"):
         assert k in ph, (k, ph)
     assert all(v >= 0 for k, v in ph.items() if k != "other"), ph
@@ -95,3 +95,39 @@ def test_prepare_cost_rows(tmp_path):
     for r in prep.values():
         assert r["status"] == "ok" and r["M"] == "0", r
         assert 1 < float(r["time_us"]) < 5e6 and float(r["peak_mem_mb"]) >= 0, r
+
+
+def test_kernel_names_of_many_points_match_a_session_per_point():
+    """--kernel-names profiles 64 points per session: each point gets exactly what a session of its own
+    names (its steady-state call's kernels, not its input's preparation), and a failing point None."""
+    import torch
+
+    from tinygemm.bench.runner import _kernel_names, kernel_names_of
+
+    w = torch.randn(1024, 2048, device="cuda", dtype=torch.half)
+    xs = {M: torch.randn(M, 1024, device="cuda", dtype=torch.half) for M in (1, 16, 256, 2048)}
+
+    def maker(M):
+        def make():
+            xin = xs[M] * 1.0  # the input's preparation launches a kernel of its own: not named
+            return lambda: xin @ w
+        return make
+
+    makers = [maker(M) for M in xs]
+    single = [_kernel_names(lambda M=M: xs[M] @ w) for M in xs]
+    assert all(single)
+    assert kernel_names_of(makers) == single
+
+    def bad():
+        raise RuntimeError("this point fails")
+
+    assert kernel_names_of([makers[0], lambda: bad, makers[3]]) == [single[0], None, single[3]]
+
+
+def test_a_kernel_names_run_names_every_point(tmp_path):
+    rc = main(["--kn", "1024,2048", "--batches", "1,16,128", "--backends", "torch_matmul", "--kernel-names",
+               "--out", str(tmp_path), "--quiet", "--max-samples", "20", "--budget-ms", "100"])
+    assert rc == 0
+    rows = results.read_rows(str(tmp_path / "results.csv"))
+    assert len(rows) == 3 and all(r["status"] == "ok" and r["kernel_names"] for r in rows), rows
+    assert "spin_kernel" not in ";".join(r["kernel_names"] for r in rows)

@@ -188,3 +188,46 @@ def test_gemv_heuristic_picks_compiled_configurations():
                     c = _C.w4a16_gemv_config(M, N, K, sms, 9, "tinygemm-w4-sm90")
                     if c["impl"].name == "tma":
                         assert (c["n_tiles"], c["warps"]) in set(_C.w4a16_gemv_tma_shapes()), (M, N, K, sms, c)
+
+
+def test_sample_lead_in_covers_twice_the_host_time_with_what_is_queued_ahead():
+    """flush + spin (+ the batch's previous sample) >= 2 x the host's time per sample, within the
+    clamp: the timed region never waits on the host (timer_policy.cpp says why)."""
+    lo, hi = _C.lead_in_us_range
+    assert (lo, hi) == (5.0, 2000.0)
+    # no flush, no credit: twice the host time (the old rule)
+    assert _C.sample_lead_in_us(40.0, 0.0, 0.0) == 80.0
+    # the flush queued just before the spin counts: 2 x 40 - 30
+    assert _C.sample_lead_in_us(40.0, 30.0, 0.0) == 50.0
+    # later in a batch the previous sample counts too; never below the floor
+    assert _C.sample_lead_in_us(40.0, 30.0, 20.0) == 30.0
+    assert _C.sample_lead_in_us(40.0, 30.0, 60.0) == lo
+    assert _C.sample_lead_in_us(0.0, 0.0, 0.0) == lo
+    # a slow callable: capped
+    assert _C.sample_lead_in_us(5000.0, 30.0, 0.0) == hi
+    for host in (0.5, 3.0, 40.0, 300.0, 900.0):
+        for flush in (0.0, 30.0):
+            for credit in (0.0, 10.0, 500.0):
+                spin = _C.sample_lead_in_us(host, flush, credit)
+                assert lo <= spin <= hi
+                assert flush + spin + credit >= 2 * host or spin == hi
+
+
+def test_estimate_lead_in_scales_with_the_first_calls_host_time():
+    lo, hi = _C.estimate_lead_in_us_range
+    assert (lo, hi) == (10.0, 500.0)
+    assert _C.estimate_lead_in_us(3, 40.0) == 240.0  # 2 x 3 calls x 40 us
+    assert _C.estimate_lead_in_us(1, 40.0) == 80.0
+    assert _C.estimate_lead_in_us(3, 0.1) == lo
+    assert _C.estimate_lead_in_us(3, 1e6) == hi  # a first call that compiled: capped at the old 0.5 ms
+    assert _C.estimate_lead_in_us(0, 40.0) == 80.0  # calls < 1 count as one
+
+
+def test_warmup_runs_fit_in_warmup_ms_by_gpu_or_host_time():
+    cap = _C.max_warmup_runs
+    assert cap == 200
+    assert _C.warmup_runs(2.0, 100.0, 20.0) == 20  # GPU-bound: 2 ms / 100 us
+    assert _C.warmup_runs(2.0, 10.0, 40.0) == 50   # host-bound: 2 ms / 40 us of enqueueing
+    assert _C.warmup_runs(2.0, 0.01, 0.01) == cap  # under 1 us counts as 1 us: 2000, capped
+    assert _C.warmup_runs(0.0, 50.0, 10.0) == 1    # at least one run
+    assert _C.warmup_runs(10.0, 5000.0, 10.0) == 2

@@ -1,5 +1,7 @@
 """The harness against physical facts: a kernel of known length, L2 behaviour, graph mode."""
 
+import time
+
 import pytest
 import torch
 
@@ -138,3 +140,50 @@ def test_spent_splits_the_call_and_counts_every_launch_of_a_sample(mode):
     again = dict(spent)
     timing.measure(lambda: _C.spin(50_000, stream_handle()), l2="cold", mode=mode, spent=spent)
     assert all(spent[k] >= again[k] for k in again if k != "other")  # added into, not replaced
+
+
+def _busy_host(us: float) -> None:
+    end = time.perf_counter() + us * 1e-6
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_slow_python_callable_is_timed_by_its_kernel_not_its_host_time():
+    """300 us of Python before a 20 us kernel, events, cold L2: the lead-in keeps the timed region
+    from waiting on the host, so the samples hold the kernel (and the event's ~2 us), not the host."""
+    def slow():
+        _busy_host(300.0)
+        _C.spin(20_000, stream_handle())
+
+    t = timing.measure(slow, l2="cold", mode="event")
+    assert t.mode == "event" and t.samples >= 10
+    assert 20.0 <= t.median_us < 20.0 * 1.05 + 3.0, t
+    assert t.p90_us < 20.0 * 1.05 + 3.0, t  # not one sample in ten waited on the host either
+
+
+@pytest.mark.parametrize("max_samples", [10, 40])
+def test_later_samples_of_a_batch_count_the_sample_ahead_and_still_never_wait(max_samples):
+    """A 100 us kernel behind 60 us of Python: each sample after a batch's first credits the sample
+    queued ahead of it (in the first batch the estimate, whose calls ran back to back; then the
+    fastest sample measured), so those spins shrink to the floor, and the samples still hold the
+    kernel alone. One batch (10 samples), or with target=1e-9 every batch up to 40."""
+    def call():
+        _busy_host(60.0)
+        _C.spin(100_000, stream_handle())
+
+    spent = {}
+    t = timing.measure(call, l2="cold", mode="event", target=1e-9, min_samples=10, max_samples=max_samples,
+                       spent=spent)
+    tm = timing.timer()
+    assert t.samples == max_samples and abs(t.median_us - 100.0) / 100.0 < 0.03, t
+    assert t.p90_us < 103.0 + 2.0, t
+    uncredited_us = 2 * tm.host_us - tm.flush_us  # what a batch's first sample spins
+    mean_lead_in_us = spent["lead_in"] / t.samples * 1e6
+    assert mean_lead_in_us < 0.5 * uncredited_us, (mean_lead_in_us, tm.host_us, tm.flush_us)
+
+
+def test_flush_time_is_measured_once_per_buffer():
+    timing.measure(lambda: _C.spin(10_000, stream_handle()), l2="cold", mode="event")
+    tm = timing.timer()
+    # the flush reads 2 x L2: at least half of it from DRAM, under 20 TB/s (no GPU reads DRAM faster)
+    assert tm.flush_us > 0 and tm.flush_bytes / 2 / (tm.flush_us * 1e-6) < 20e12, (tm.flush_us, tm.flush_bytes)

@@ -143,6 +143,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("rotation_is_cold", &tg::rotation_is_cold, py::arg("copies"), py::arg("bytes_per_copy"),
         py::arg("l2_bytes"));
   m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
+  m.def("sample_lead_in_us", &tg::sample_lead_in_us, py::arg("host_us"), py::arg("flush_us"), py::arg("credit_us"));
+  m.def("estimate_lead_in_us", &tg::estimate_lead_in_us, py::arg("calls"), py::arg("first_call_host_us"));
+  m.def("warmup_runs", &tg::warmup_runs, py::arg("warmup_ms"), py::arg("est_us"), py::arg("host_us"));
+  m.attr("lead_in_us_range") = py::make_tuple(tg::kMinLeadInUs, tg::kMaxLeadInUs);
+  m.attr("estimate_lead_in_us_range") = py::make_tuple(tg::kMinEstimateLeadInUs, tg::kMaxEstimateLeadInUs);
+  m.attr("max_warmup_runs") = tg::kMaxWarmupRuns;
   m.def("graph_launch_count", &tg::graph_launch_count, py::arg("estimated_us"), py::arg("options"));
   m.def("cupti_available", [] {
     std::string why;
@@ -152,10 +158,12 @@ PYBIND11_MODULE(_C, m) {
   py::class_<tg::Timer>(m, "Timer")
       .def(py::init<std::uintptr_t>(), py::arg("stream"))
       .def("sample", &tg::Timer::sample, py::arg("fn"), py::arg("options"), py::arg("ops_per_sample") = 1,
-           py::arg("mode_label") = "event")
+           py::arg("mode_label") = "event", py::arg("est_us") = -1.0)
       .def("estimate_us", &tg::Timer::estimate_us, py::arg("fn"), py::arg("calls") = 3)
       .def("flush_l2", &tg::Timer::flush_l2)
-      .def_property_readonly("flush_bytes", &tg::Timer::flush_bytes);
+      .def_property_readonly("flush_bytes", &tg::Timer::flush_bytes)
+      .def_property_readonly("flush_us", &tg::Timer::flush_us)
+      .def_property_readonly("host_us", &tg::Timer::host_us);
 
   py::class_<tg::DeviceInfo>(m, "DeviceInfo")
       .def_readonly("name", &tg::DeviceInfo::name)

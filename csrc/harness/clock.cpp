@@ -142,15 +142,18 @@ std::string describe_slowdown(std::uint64_t bits) {
 
 double ClockReader::max_sm_mhz() const {
   if (!ok_) return 0;
+  if (max_mhz_ >= 0) return max_mhz_;  // a property of the device: queried once per reader
 #if defined(TINYGEMM_HIP)
   RsmiFrequencies f{};
   if (rsmi().clk(static_cast<uint32_t>(hip_index_), 0, &f) != 0 || f.num_supported == 0 || f.num_supported > 33)
-    return 0;
-  return static_cast<double>(f.frequency[f.num_supported - 1]) / 1e6;
+    return 0;  // not cached: a failed query is tried again
+  max_mhz_ = static_cast<double>(f.frequency[f.num_supported - 1]) / 1e6;
 #else
   unsigned mhz = 0;
-  return nvml().max_clock(handle_, kNvmlClockSm, &mhz) == 0 ? mhz : 0;
+  if (nvml().max_clock(handle_, kNvmlClockSm, &mhz) != 0) return 0;  // not cached: tried again
+  max_mhz_ = mhz;
 #endif
+  return max_mhz_;
 }
 
 }  // namespace tg

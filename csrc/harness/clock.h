@@ -25,6 +25,7 @@ class ClockReader {
   bool ok_ = false;
   std::string source_;
   void* handle_ = nullptr;        // nvmlDevice_t
+  mutable double max_mhz_ = -1;   // max_sm_mhz(), once known (-1: not yet)
   int hip_index_ = 0;
 };
 

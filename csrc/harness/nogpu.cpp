@@ -14,7 +14,7 @@ DeviceInfo device_info(int) { throw NoGpuBuild("device_info"); }
 Timer::Timer(std::uintptr_t) { throw NoGpuBuild("Timer"); }
 Timer::~Timer() = default;
 TimerResult Timer::measure(const LaunchFn&, const TimerOptions&) { throw NoGpuBuild("Timer.measure"); }
-TimerResult Timer::sample(const SampleFn&, const TimerOptions&, int, const std::string&) {
+TimerResult Timer::sample(const SampleFn&, const TimerOptions&, int, const std::string&, double) {
   throw NoGpuBuild("Timer.sample");
 }
 double Timer::estimate_us(const SampleFn&, int) { throw NoGpuBuild("Timer.estimate_us"); }

@@ -61,21 +61,6 @@ Timer::~Timer() {
   if (sink_) (void)cudaFree(sink_);
 }
 
-void Timer::ensure_flush_buffer(std::size_t bytes) {
-  if (bytes == 0) bytes = default_flush_bytes(l2_bytes_);
-  bytes = (bytes + 15) / 16 * 16;
-  if (flush_buf_ && flush_bytes_ == bytes) return;
-  if (flush_buf_) TG_GPU_CHECK(cudaFree(flush_buf_));
-  TG_GPU_CHECK(cudaMalloc(&flush_buf_, bytes));
-  TG_GPU_CHECK(cudaMemset(flush_buf_, 1, bytes));
-  flush_bytes_ = bytes;
-}
-
-void Timer::flush_l2() {
-  if (!flush_buf_) ensure_flush_buffer(0);
-  read_buffer(flush_buf_, flush_bytes_, sink_, stream_);
-}
-
 namespace {
 double elapsed_us(void* a, void* b) {
   float ms = 0;
@@ -88,29 +73,58 @@ double ms_since(Clock::time_point t0) {
 }
 }  // namespace
 
-double Timer::estimate_us(const SampleFn& fn, int calls) {
-  while (events_.size() < 2) {
+void Timer::ensure_events(std::size_t n) {
+  while (events_.size() < n) {
     cudaEvent_t e;
     TG_GPU_CHECK(cudaEventCreate(&e));
     events_.push_back(e);
   }
+}
+
+void Timer::ensure_flush_buffer(std::size_t bytes) {
+  if (bytes == 0) bytes = default_flush_bytes(l2_bytes_);
+  bytes = (bytes + 15) / 16 * 16;
+  if (flush_buf_ && flush_bytes_ == bytes) return;
+  if (flush_buf_) TG_GPU_CHECK(cudaFree(flush_buf_));
+  flush_buf_ = nullptr;
+  flush_us_ = 0;  // a new buffer: its flush is timed anew (sample())
+  TG_GPU_CHECK(cudaMalloc(&flush_buf_, bytes));
+  TG_GPU_CHECK(cudaMemset(flush_buf_, 1, bytes));
+  flush_bytes_ = bytes;
+}
+
+void Timer::flush_l2() {
+  if (!flush_buf_) ensure_flush_buffer(0);
+  read_buffer(flush_buf_, flush_bytes_, sink_, stream_);
+}
+
+double Timer::estimate_us(const SampleFn& fn, int calls) {
+  ensure_events(2);
   auto s = as_stream(stream_);
+  const auto f0 = Clock::now();
   fn();  // first call: module load, JIT, autotune, library handles
+  const double first_host_us = std::chrono::duration<double, std::micro>(Clock::now() - f0).count();
   TG_GPU_CHECK(cudaStreamSynchronize(s));
   // The GPU spins while the host enqueues, so the events see back-to-back device work, not the
-  // host's launch overhead (a Python callable can take longer to launch than its kernel runs).
-  spin(500'000, stream_);  // 0.5 ms: ample for a few Python launches
+  // host's launch overhead (a Python callable can take longer to launch than its kernel runs); how
+  // long: estimate_lead_in_us.
+  const double lead_in_us = estimate_lead_in_us(calls, first_host_us);
+  spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[0]), s));
   const auto h0 = Clock::now();
   for (int i = 0; i < calls; ++i) fn();
-  host_us_ = std::chrono::duration<double, std::micro>(Clock::now() - h0).count() / std::max(calls, 1);
+  const double enqueue_us = std::chrono::duration<double, std::micro>(Clock::now() - h0).count();
+  host_us_ = enqueue_us / std::max(calls, 1);
+  // the spin outlasted the host's enqueueing: the GPU ran the calls back to back, and the estimate is
+  // their GPU time alone (else it may hold host time)
+  back_to_back_ = lead_in_us >= enqueue_us;
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
   TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[1])));
   return elapsed_us(events_[0], events_[1]) / std::max(calls, 1);
 }
 
 TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_per_sample,
-                          const std::string& mode_label) {
+                          const std::string& mode_label, double est_us) {
   TG_CHECK_ARG(ops_per_sample >= 1, "ops_per_sample must be >= 1, got ", ops_per_sample);
   TG_CHECK_ARG(opts.min_samples >= 1 && opts.max_samples >= opts.min_samples,
                "need 1 <= min_samples <= max_samples, got ", opts.min_samples, " and ", opts.max_samples);
@@ -120,29 +134,47 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   auto s = as_stream(stream_);
   const ClockReader& clock = *clock_;
 
-  // warm-up: as many samples as fit in warmup_ms (at least one), flushed like the real ones
+  // warm-up: back-to-back runs for about warmup_ms (warmup_runs), after the per-call estimate (the
+  // caller's, when it just made one of this fn: its first call absorbed lazy initialisation). No L2
+  // flushes between them: the warm-up is for lazy initialisation, clocks and instruction caches, and
+  // each sample below is preceded by its own flush.
   TimerResult r;
   const auto w0 = Clock::now();
-  const double est = estimate_us(fn, 1);
-  // The GPU spins this long before each sample's start event: twice the host's enqueue time of one
-  // sample (host_us_, in us; x 1000 to ns, x 2 for margin), so the timed region never waits on the
-  // host. At least 5 us, a margin even for a host callable too fast to time; at most 2 ms, so that a
-  // slow Python callable does not make each sample's spin dominate the wall-time budget.
-  const auto lead_in_ns = static_cast<std::uint64_t>(std::clamp(2 * 1000.0 * host_us_, 5'000.0, 2'000'000.0));
-  // Estimates under 1 us count as 1 us (noise); at most 200 warm-up samples, ample for clocks and
-  // caches to settle however short the kernel.
-  const int warm = static_cast<int>(std::clamp(opts.warmup_ms * 1000.0 / std::max(est, 1.0), 1.0, 200.0));
-  for (int i = 0; i < warm; ++i) {
-    if (cold) flush_l2();
-    fn();
+  const bool own_estimate = !(est_us > 0);
+  const double est = own_estimate ? estimate_us(fn, 1) : est_us;
+  const double host_us = host_us_;
+  const int warm = warmup_runs(opts.warmup_ms, est, host_us);
+  for (int i = 0; i < warm; ++i) fn();
+  // Cold: one flush timed behind the warm-up, with the GPU at its working clocks (an idle GPU's
+  // memory clock can be low). The lead-in counts the flush queued ahead of each sample, so it must
+  // not overrate it: flush_us_ is the fastest seen with this buffer.
+  if (cold) {
+    ensure_events(2);
+    TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[0]), s));
+    flush_l2();
+    TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
   }
   TG_GPU_CHECK(cudaStreamSynchronize(s));
+  if (cold) {
+    const double us = elapsed_us(events_[0], events_[1]);
+    flush_us_ = flush_us_ > 0 ? std::min(flush_us_, us) : us;
+  }
   r.warmup_ms = ms_since(w0);
-  r.lead_in_us = lead_in_ns / 1000.0;
-  // the untimed runs before the samples: the warm-up loop plus estimate_us(fn, 1)'s two calls
-  // (its first, absorbing lazy initialisation, and the one it times)
+  // the untimed runs before the samples: the warm-up loop plus, when sample() made its own estimate,
+  // estimate_us(fn, 1)'s two calls (its first, absorbing lazy initialisation, and the one it times)
   constexpr int kEstimateRuns = 1 + 1;
-  r.warmup_runs = warm + kEstimateRuns;
+  r.warmup_runs = warm + (own_estimate ? kEstimateRuns : 0);
+  // The GPU spins before each sample's start event so that the timed region never waits on the
+  // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and so does the
+  // previous sample of the batch, credited with a lower bound of its GPU time: in the first batch
+  // the estimate (hot L2, so no more than a cold sample; only when its calls ran back to back, else
+  // it may hold host time, and then nothing), in later ones the fastest sample measured.
+  const double flush_us = cold ? flush_us_ : 0.0;
+  double credit_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
+  double lead_in_sum_us = 0;
+  // The harness's own enqueueing per sample (flush, spin, events): the fastest seen, its typical
+  // cost (a hiccup is what the lead-in's factor 2 is for); 0 until the first sample is enqueued.
+  double harness_us = 0;
   // cupti mode: the GPU's timestamps of the kernels each sample launched, instead of events
   std::unique_ptr<KernelTrace> trace;
   if (opts.mode == TimingMode::kCupti) trace = std::make_unique<KernelTrace>();
@@ -157,19 +189,25 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   while (true) {
     // Enqueue a batch of samples, then read them all: the host runs ahead of the GPU, so the flush
     // of sample i+1 is queued while sample i runs and no sample waits on the host.
-    while (events_.size() < 2 * static_cast<std::size_t>(batch)) {
-      cudaEvent_t e;
-      TG_GPU_CHECK(cudaEventCreate(&e));
-      events_.push_back(e);
-    }
+    ensure_events(2 * static_cast<std::size_t>(batch));
     for (int i = 0; i < batch; ++i) {
+      const auto a = Clock::now();
       if (cold) flush_l2();
-      spin(lead_in_ns, stream_);  // untimed: lets the host enqueue the sample before the GPU reaches it
+      // the host's time per sample: fn's (the estimate's) and the harness's own launches around it
+      const double lead_in_us =
+          sample_lead_in_us(host_us + harness_us, flush_us, i == 0 ? 0.0 : credit_us);
+      lead_in_sum_us += lead_in_us;
+      // untimed: lets the host enqueue the sample before the GPU reaches it
+      spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
       if (trace) trace->begin(i);
       TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i]), s));
+      const auto b = Clock::now();
       fn();
+      const auto c = Clock::now();
       TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2 * i + 1]), s));
       if (trace) trace->end();
+      const double own_us = std::chrono::duration<double, std::micro>((b - a) + (Clock::now() - c)).count();
+      harness_us = harness_us > 0 ? std::min(harness_us, own_us) : own_us;
     }
     // read while the GPU works through the batch: the clock the samples run at
     if (clock.available()) {
@@ -189,6 +227,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
+    credit_us = st.min * ops_per_sample;
     ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))
@@ -200,6 +239,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     batch = std::clamp(st.n / 2, 5, std::max(5, opts.max_samples - st.n));
   }
   r.sampling_ms = ms_since(t0);
+  r.lead_in_us = st.n > 0 ? lead_in_sum_us / st.n : 0.0;
   r.us = st;
   r.mode = mode_label;
   r.l2 = to_string(opts.l2);
@@ -223,7 +263,8 @@ TimerResult Timer::measure(const LaunchFn& launch, const TimerOptions& opts) {
   SampleFn once = [&] { launch(counter++); };
   const double est = estimate_us(once, 3);
   const TimingMode mode = choose_mode(est, opts);
-  if (mode == TimingMode::kEvent || mode == TimingMode::kCupti) return sample(once, opts, 1, to_string(mode));
+  // the estimate just made is of this same fn: sample() uses it rather than making another
+  if (mode == TimingMode::kEvent || mode == TimingMode::kCupti) return sample(once, opts, 1, to_string(mode), est);
 
   // graph mode: capture n launches (each with its own index, for buffer rotation), time the replay
   const int n = graph_launch_count(est, opts);

@@ -30,6 +30,10 @@ struct TimerOptions {
   int min_samples = 10;
   int max_samples = 2000;
   double budget_ms = 2000;          // ... or when this much wall time went into sampling
+  // Warm-up before the samples (lazy initialisation, clocks, instruction caches): back-to-back runs for
+  // about this long, as many as fit by the larger of one run's GPU time and its host enqueue time (at
+  // least 1, at most 200), without L2 flushes between them (L2 state is what each sample's own flush
+  // sets; the warm-up is not for it).
   double warmup_ms = 10;
   double graph_threshold_us = 10;   // auto mode: graphs below this per-launch time
   int graph_launches = 0;           // launches captured per graph; 0 = enough for ~graph_target_us
@@ -80,7 +84,7 @@ struct TimerResult {
   // (every batch's flushes, lead-in spins and samples, the clock readings, each batch's wait).
   double warmup_ms = 0;
   double sampling_ms = 0;
-  double lead_in_us = 0;            // the GPU spin before each sample (untimed)
+  double lead_in_us = 0;            // the mean GPU spin before a sample (untimed; sample_lead_in_us)
   int batches = 0;                  // sampling rounds: one synchronisation and event readback each
 };
 
@@ -113,12 +117,20 @@ class Timer {
   // The core loop. `fn` enqueues one sample, which holds `ops_per_sample` operations; the result is
   // per operation and labelled with `mode_label`. Warms up, flushes L2 (cold), samples adaptively.
   // Samples are timed with events, or with CUPTI's kernel timestamps when opts.mode is kCupti.
+  // `est_us` > 0: the caller's estimate_us(fn) of this same fn, just made (measure()'s event mode),
+  // whose per-call time and host time are used instead of a second estimate; otherwise sample()
+  // makes its own (graph mode: the replay is another fn).
   TimerResult sample(const SampleFn& fn, const TimerOptions& opts, int ops_per_sample,
-                     const std::string& mode_label);
+                     const std::string& mode_label, double est_us = -1);
 
   // Rough per-call time of `fn` from events around `calls` back-to-back calls (after one call that
-  // absorbs JIT and lazy initialisation). Used to choose the mode.
+  // absorbs JIT and lazy initialisation). Used to choose the mode. Sets host_us().
   double estimate_us(const SampleFn& fn, int calls = 3);
+  // The host's time to enqueue one call of fn, from the last estimate_us (its timed calls' mean).
+  double host_us() const { return host_us_; }
+  // The GPU time of one L2 flush: the fastest of those timed behind each cold sample()'s warm-up with
+  // this flush buffer; 0 before the first.
+  double flush_us() const { return flush_us_; }
 
   void flush_l2();
   std::size_t flush_bytes() const { return flush_bytes_; }
@@ -126,6 +138,7 @@ class Timer {
 
  private:
   void ensure_flush_buffer(std::size_t bytes);
+  void ensure_events(std::size_t n);             // at least n events in events_
   std::uintptr_t stream_;
   // Looked up once per timer, not per sample() call: the device's L2 size (cudaGetDeviceProperties
   // is slow) and its NVML handle (found by PCI bus id).
@@ -134,7 +147,9 @@ class Timer {
   void* flush_buf_ = nullptr;
   int* sink_ = nullptr;
   std::size_t flush_bytes_ = 0;
+  double flush_us_ = 0;        // GPU time of one flush of flush_buf_ (flush_us())
   double host_us_ = 0;         // host time to enqueue one call, from the last estimate_us
+  bool back_to_back_ = false;  // the last estimate_us's timed calls ran back to back on the GPU
   std::string pci_bus_id_;
   std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
 };
@@ -142,6 +157,21 @@ class Timer {
 // Auto mode's rule, shared with the Python layer: graphs for launches under the threshold.
 TimingMode choose_mode(double estimated_us, const TimerOptions& opts);
 int graph_launch_count(double estimated_us, const TimerOptions& opts);
+
+// The untimed GPU spins that keep the timed region from waiting on the host (timer_policy.cpp says
+// why each is enough; pure functions, unit-tested without a GPU).
+// Before each sample's start event: host_us = the host's time to enqueue one sample (its fn, from
+// the estimate, and the harness's own launches around it, measured in the sampling loop), flush_us =
+// the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = GPU work of this
+// batch's earlier samples known to be queued ahead (0 for a batch's first sample).
+constexpr double kMinLeadInUs = 5, kMaxLeadInUs = 2000;
+double sample_lead_in_us(double host_us, double flush_us, double credit_us);
+// Before estimate_us's timed calls: from the host time of its first (untimed) call.
+constexpr double kMinEstimateLeadInUs = 10, kMaxEstimateLeadInUs = 500;
+double estimate_lead_in_us(int calls, double first_call_host_us);
+// The warm-up's run count (TimerOptions::warmup_ms says what it is).
+constexpr int kMaxWarmupRuns = 200;
+int warmup_runs(double warmup_ms, double est_us, double host_us);
 
 const char* to_string(TimingMode m);
 const char* to_string(L2Mode m);

@@ -34,6 +34,42 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts) {
   return static_cast<int>(std::clamp(n, 10.0, 500.0));
 }
 
+// Why the lead-in is enough. The timed region would wait on the host if the GPU reached a sample's
+// start event before the host had enqueued the sample's work: about host_us after it enqueued the
+// sample's flush (host_us: the sample's fn and the harness's own launches around it). Before the
+// start event the GPU runs the flush and then the spin, so flush + spin >= 2 x host_us gives the host
+// twice its time; the factor 2 is the margin for host jitter. Within a batch the host enqueues
+// sample after sample while the GPU works through them: sample i's flush, spin and start event
+// queue behind sample i-1, whose own GPU time (credit_us: a lower bound of it, measured: the fastest
+// sample of earlier batches, or in the first batch the hot-L2 estimate when its calls ran back to
+// back) is then also ahead of the start event. With flush + spin + the
+// previous sample >= 2 x host_us per sample, the GPU's lead over the host grows by about host_us
+// with every sample of a batch, so it never runs dry. The first sample of a batch follows the
+// previous batch's wait (an idle GPU) and gets no credit. At least kMinLeadInUs, a margin even for
+// a host callable too fast to time; at most kMaxLeadInUs, so that a slow Python callable does not
+// make each sample's spin dominate the wall-time budget.
+double sample_lead_in_us(double host_us, double flush_us, double credit_us) {
+  return std::clamp(2 * host_us - flush_us - credit_us, kMinLeadInUs, kMaxLeadInUs);
+}
+
+// estimate_us times `calls` back-to-back calls with events: the GPU spins while the host enqueues
+// them, so that the events see device work, not the host's launch overhead. The host needs about
+// calls x its time for one call; the first (untimed) call's host time bounds that from above (it
+// also pays any lazy initialisation), and x 2 is the margin. At most 0.5 ms (ample for a few
+// Python launches; a first call slowed by JIT or autotuning would otherwise spin for seconds), at
+// least 10 us (the event record and the launches themselves).
+double estimate_lead_in_us(int calls, double first_call_host_us) {
+  return std::clamp(2.0 * std::max(calls, 1) * first_call_host_us, kMinEstimateLeadInUs, kMaxEstimateLeadInUs);
+}
+
+// As many back-to-back runs as fit in warmup_ms: one run takes the longer of its GPU time and the
+// host's time to enqueue it. Times under 1 us count as 1 us (noise); at least one run, at most
+// kMaxWarmupRuns, ample for clocks and caches to settle however short the kernel.
+int warmup_runs(double warmup_ms, double est_us, double host_us) {
+  const double per_run = std::max({est_us, host_us, 1.0});
+  return static_cast<int>(std::clamp(warmup_ms * 1000.0 / per_run, 1.0, static_cast<double>(kMaxWarmupRuns)));
+}
+
 std::size_t default_flush_bytes(std::size_t l2_bytes) {
   return std::max<std::size_t>(2 * l2_bytes, std::size_t(32) << 20);
 }

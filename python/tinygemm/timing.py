@@ -169,7 +169,7 @@ SPENT = {
     "estimate": "the per-call estimate that picks the mode (a few untimed calls)",
     "graph_capture": "graph mode: warming the capture stream, capturing the launches, instantiating",
     "setup": "the harness's setup before its warm-up (flush buffer, checks)",
-    "warmup": "the harness's warm-up: its own estimate and the untimed, flushed warm-up runs",
+    "warmup": "the harness's warm-up: its own estimate (graph mode) and the untimed warm-up runs",
     "samples": "the GPU time of the timed samples (every launch of each; what the statistics are of)",
     "lead_in": "the untimed GPU spin before each sample (lets the host enqueue it)",
     "flush_and_wait": "the rest of the sampling loop: the L2 flushes, clock readings, each batch's wait",
@@ -198,14 +198,15 @@ def measure(
                 spent[k] = spent.get(k, 0.0) + v
 
 
-def _sample(t, fn, o, ops: int, label: str, acc: dict) -> "_C.TimerResult":
+def _sample(t, fn, o, ops: int, label: str, acc: dict, est_us: float = -1.0) -> "_C.TimerResult":
     """The harness's sample(), its wall time split as SPENT says (the C++ side reports its warm-up and
-    sampling loop; the samples' own GPU time is their sum: mean x count x launches per sample)."""
+    sampling loop; the samples' own GPU time is their sum: mean x count x launches per sample).
+    est_us > 0: the estimate just made of this same fn, which sample() then uses instead of its own."""
     t0 = time.perf_counter()
-    r = t.sample(fn, o, ops, label)
+    r = t.sample(fn, o, ops, label, est_us)
     wall = time.perf_counter() - t0
     samples = r.us.mean * r.us.n * r.ops_per_sample * 1e-6
-    lead_in = r.lead_in_us * r.us.n * 1e-6
+    lead_in = r.lead_in_us * r.us.n * 1e-6  # the mean spin per sample, times the samples
     sampling = r.sampling_ms * 1e-3
     acc["setup"] = wall - r.warmup_ms * 1e-3 - sampling
     acc["warmup"] = r.warmup_ms * 1e-3
@@ -230,7 +231,8 @@ def _measure(fn, fns, bytes_per_call, acc: dict, opts: dict) -> Timing:
     acc["estimate"] = time.perf_counter() - t0
     mode = _C.choose_mode(est, o)
     if mode in (_C.TimingMode.event, _C.TimingMode.cupti):
-        return _to_timing(_sample(t, rotate, o, 1, mode.name, acc), "cold" if o.l2 == _C.L2Mode.cold else "hot")
+        # the samples are of `rotate` itself, just estimated: no second estimate in sample()
+        return _to_timing(_sample(t, rotate, o, 1, mode.name, acc, est), "cold" if o.l2 == _C.L2Mode.cold else "hot")
 
     t0 = time.perf_counter()
     n = _C.graph_launch_count(est, o)

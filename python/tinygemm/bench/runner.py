@@ -7,6 +7,7 @@ recorded with that status and its reason, and the sweep goes on.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,11 @@ from .phases import Phases
 UNSTABLE_P90_OVER_P10 = 1.5
 # rows of x checked against the reference per point: both ends plus a random sample (cheap at any M)
 REF_ROWS = 64
+# --kernel-names: points named per profiler session (starting and stopping one costs ~8 ms on an H200,
+# more than most points' timing)
+KERNEL_NAMES_CHUNK = 64
+# the harness's spin kernel, launched between the profiled calls as a separator (kernel_names_of)
+MARKER_KERNEL = "spin_kernel"
 
 
 @dataclass
@@ -58,18 +64,25 @@ class Stats:
     phases: Phases = field(default_factory=Phases)     # where the wall time went (results.json's phase_s)
 
 
-def _sample_rows(M: int, device) -> torch.Tensor:
+def sample_rows(M: int) -> list[int] | None:
+    """The rows of an M-row result the check compares: None for all of them (M <= REF_ROWS), else
+    both ends and REF_ROWS - 2 others drawn at random with M as the seed, ascending. Drawn on the
+    host: no GPU work or wait (a randperm and unique on the GPU cost a synchronisation each), and
+    the same rows whenever M is checked again."""
     if M <= REF_ROWS:
-        return torch.arange(M, device=device)
-    mid = torch.randperm(M - 2, device=device)[: REF_ROWS - 2] + 1
-    return torch.cat([torch.tensor([0, M - 1], device=device), mid]).unique()
+        return None
+    mid = random.Random(M).sample(range(1, M - 1), REF_ROWS - 2)
+    return [0, *sorted(mid), M - 1]
 
 
 def _max_rel_err(y: torch.Tensor, xref: torch.Tensor, ref_w: torch.Tensor) -> float:
     from ..reference import matmul_ref, max_rel_error
 
-    rows = _sample_rows(y.shape[0], y.device)
-    return max_rel_error(y[rows], matmul_ref(xref[rows], ref_w))
+    rows = sample_rows(y.shape[0])
+    if rows is not None:
+        idx = torch.tensor(rows, device=y.device)
+        y, xref = y[idx], xref[idx]
+    return max_rel_error(y, matmul_ref(xref, ref_w))
 
 
 def _kernel_names(fn) -> str:
@@ -78,11 +91,87 @@ def _kernel_names(fn) -> str:
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    names = []
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA and e.name not in names:
-            names.append(e.name)
-    return ";".join(n[:120] for n in names)
+    return join_names(e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def join_names(names) -> str:
+    """The kernel_names column: each GPU activity's name once, in order of first appearance."""
+    seen: list[str] = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return ";".join(n[:120] for n in seen)
+
+
+def split_at_markers(events, n: int) -> list[list[str]] | None:
+    """`events`: (GPU start time, name) of a profiled run in n segments, each ended by a device-wide
+    synchronisation and one marker kernel: the names in each segment, or None when the markers are
+    not exactly n (a lost record, or a call's own kernel named like the marker)."""
+    groups: list[list[str]] = [[]]
+    for _, name in sorted(events, key=lambda e: e[0]):
+        if MARKER_KERNEL in name:
+            groups.append([])
+        else:
+            groups[-1].append(name)
+    if len(groups) != n + 1 or groups[-1]:
+        return None
+    return groups[:-1]
+
+
+def kernel_names_of(makers: list) -> list[str | None]:
+    """--kernel-names for several points in one profiler session. `makers`: per point, a function
+    that prepares its input and returns its call. Each call runs once unprofiled first (its lazy
+    initialisation or autotuning is neither named nor done under the profiler), then once profiled:
+    a device-wide synchronisation and the harness's spin kernel after the input's preparation and
+    after the call separate the GPU activities, so each point gets the names of its own steady-state
+    call alone, as a session of its own would give. None for a point whose call failed; all None
+    when the records do not split exactly."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from .._ext import stream_handle
+
+    def marker():
+        torch.cuda.synchronize()
+        _C.spin(0, stream_handle())
+        torch.cuda.synchronize()
+
+    ok = []
+    for make in makers:
+        try:
+            make()()
+            ok.append(True)
+        except Exception:  # the point's own measurement records the failure
+            ok.append(False)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for make, good in zip(makers, ok):
+            fn = make() if good else None
+            marker()  # the input's preparation: not named
+            if fn is not None:
+                fn()
+            marker()
+            del fn
+    events = [(e.time_range.start, e.name) for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    groups = split_at_markers(events, 2 * len(makers))
+    if groups is None:
+        return [None] * len(makers)
+    return [join_names(g) if good else None for g, good in zip(groups[1::2], ok)]
+
+
+def _chunk_kernel_names(prep: Prepared, Ms: list[int], x_all: torch.Tensor) -> dict[int, str]:
+    """kernel_names_of for the points Ms of one prepared backend; {} when the session itself failed
+    (each point then profiles its own call, as before)."""
+    def maker(M):
+        def make():
+            xin = prep.input(x_all[:M])[0]
+            return lambda: prep.call(prep.states[0], xin)
+        return make
+
+    try:
+        names = kernel_names_of([maker(M) for M in Ms])
+    except Exception:
+        return {}
+    return {M: n for M, n in zip(Ms, names) if n is not None}
 
 
 def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
@@ -92,9 +181,10 @@ def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
 
 
 def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
-                  stats: Stats) -> dict:
+                  stats: Stats, kernel_names: str | None = None) -> dict:
     """One row: the backend's result checked, its memory, its time, and what that time means.
-    (Host-side spans: GPU work a phase only enqueues lands in the next phase that waits for it.)"""
+    (Host-side spans: GPU work a phase only enqueues lands in the next phase that waits for it.)
+    `kernel_names`: this point's, already profiled with others (kernel_names_of); None: profiled here."""
     ph = stats.phases
     with ph.time("rows"):
         row = base_row(shape, backend, M, opts)
@@ -102,8 +192,11 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
                    note=_config_note(prep, M))
     with ph.time("inputs"):
         xin, xref = prep.input(x)
+    with ph.time("first_call"):
+        y, row["peak_mem_mb"] = _first_call(prep, xin)
     with ph.time("refcheck"):
-        err, row["peak_mem_mb"] = _check(prep, xin, xref, opts)
+        err = _check(y, xref, prep, opts)
+        del y
         row["max_rel_err"] = err if err is not None else ""
     with ph.time("rotation"):
         _add_rotation(prep, opts)
@@ -112,7 +205,8 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
         row.update(_metrics(t, backend, prep, shape, M, opts))
     if opts.kernel_names:
         with ph.time("kernel_names"):
-            row["kernel_names"] = _kernel_names(lambda: prep.call(prep.states[0], xin))
+            row["kernel_names"] = kernel_names if kernel_names is not None else _kernel_names(
+                lambda: prep.call(prep.states[0], xin))
     with ph.time("rows"):
         _flag(row, t, err, backend)
     return row
@@ -123,17 +217,33 @@ def _config_note(prep: Prepared, M: int) -> str:
     return "; ".join(n for n in (prep.config(M) if prep.config else "", prep.note) if n)
 
 
-def _check(prep: Prepared, xin, xref: torch.Tensor, opts: Options) -> tuple[float | None, float]:
-    """Correctness first: one run outside timing, against the fp32 reference (None when refcheck is
-    off), and the peak memory in MB (weights, workspace, and what the call allocated)."""
+def _first_call(prep: Prepared, xin) -> tuple[object, float]:
+    """One run outside timing (the point's first: lazy initialisation, a library's heuristics or
+    autotuning for this M), its result and the peak memory in MB (weights, workspace, and what the
+    call allocated). The allocator's counts are the host's, final once the call has returned: no
+    wait here, so the call's GPU time lands in the check's readback."""
     torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
+    before = _allocated_bytes()["current"]
     y = prep.call(prep.states[0], xin)
-    torch.cuda.synchronize()
-    transient = torch.cuda.max_memory_allocated() - before
-    peak_mb = (prep.weight_bytes + prep.workspace_bytes + max(transient, 0)) / 1e6
+    transient = _allocated_bytes()["peak"] - before
+    return y, (prep.weight_bytes + prep.workspace_bytes + max(transient, 0)) / 1e6
+
+
+def _check(y, xref: torch.Tensor, prep: Prepared, opts: Options) -> float | None:
+    """Correctness first: the first call's result against the fp32 reference (None when refcheck is
+    off). The error's readback waits for the call (and surfaces its failure here); without a check a
+    synchronisation does, so that its GPU time is not billed to the timing."""
     err = _max_rel_err(y, xref, prep.ref_w) if opts.refcheck else None
-    return err, peak_mb
+    if err is None:
+        torch.cuda.synchronize()
+    return err
+
+
+def _allocated_bytes() -> dict:
+    """torch's allocated-bytes counters ("current", "peak", ...) for the current device, from the
+    nested statistics (memory_allocated() and max_memory_allocated() each flatten and sort all of
+    them, hundreds of keys, in Python)."""
+    return torch.cuda.memory_stats_as_nested_dict()["allocated_bytes"]["all"]
 
 
 def _add_rotation(prep: Prepared, opts: Options) -> None:
@@ -267,14 +377,18 @@ def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done:
                 torch.cuda.empty_cache()
             with ph.time("csv"):
                 write(row)
-        for M in todo:
+        names: dict[int, str] = {}
+        for i, M in enumerate(todo):
             t0 = time.perf_counter()
+            if prep is not None and opts.kernel_names and i % KERNEL_NAMES_CHUNK == 0:
+                with ph.time("kernel_names"):
+                    names = _chunk_kernel_names(prep, todo[i:i + KERNEL_NAMES_CHUNK], x_all)
             if prep is None:
                 with ph.time("rows"):
                     row = {**base_row(shape, b, M, opts), "status": status, "note": reason}
             else:
                 try:
-                    row = measure_point(prep, b, shape, M, x_all[:M], opts, stats)
+                    row = measure_point(prep, b, shape, M, x_all[:M], opts, stats, names.get(M))
                 except torch.cuda.OutOfMemoryError as e:
                     with ph.time("cleanup"):
                         torch.cuda.empty_cache()
