@@ -175,8 +175,11 @@ def test_later_samples_of_a_batch_count_the_sample_ahead_and_still_never_wait(ma
     t = timing.measure(call, l2="cold", mode="event", target=1e-9, min_samples=10, max_samples=max_samples,
                        spent=spent)
     tm = timing.timer()
-    assert t.samples == max_samples and abs(t.median_us - 100.0) / 100.0 < 0.03, t
-    assert t.p90_us < 103.0 + 2.0, t
+    # the kernel and the events' ~2-3 us (the slow-callable test's allowance; measured on an H200:
+    # median 103.2-103.4, p10 102.9 at 1890 MHz), where a sample that waited on the host would hold
+    # up to 60 us more
+    assert t.samples == max_samples and 100.0 <= t.median_us < 100.0 * 1.02 + 3.0, t
+    assert t.p90_us < 100.0 * 1.05 + 3.0, t
     uncredited_us = 2 * tm.host_us - tm.flush_us  # what a batch's first sample spins
     mean_lead_in_us = spent["lead_in"] / t.samples * 1e6
     assert mean_lead_in_us < 0.5 * uncredited_us, (mean_lead_in_us, tm.host_us, tm.flush_us)
