@@ -50,12 +50,15 @@ def main():
         raise SystemExit(f"ncu_source_view: {a.out} exists; remove it or name another --out")
     me = [sys.executable, os.path.abspath(__file__), "--worker", "--k", str(a.k), "--n", str(a.n), "--m", str(a.m),
           "--backend", a.backend, "--layout", a.layout, "--out", a.out]
+    from tinygemm.profile import find_ncu
+
+    ncu = find_ncu()
     with tempfile.TemporaryDirectory() as d:
         rep = os.path.join(d, "view")
-        subprocess.run(["ncu", "--clock-control", "none", "--kernel-name", f"regex:{KERNEL[a.backend]}",
+        subprocess.run([ncu, "--clock-control", "none", "--kernel-name", f"regex:{KERNEL[a.backend]}",
                         "--launch-skip", "2", "--launch-count", "1", "--section", "SourceCounters",
                         "--section", "WarpStateStats", "-o", rep, *me], check=True)
-        text = subprocess.run(["ncu", "--import", rep + ".ncu-rep", "--page", "source", "--csv", "--print-source",
+        text = subprocess.run([ncu, "--import", rep + ".ncu-rep", "--page", "source", "--csv", "--print-source",
                                "sass"], check=True, capture_output=True, text=True).stdout
     rows = list(csv.reader(text.splitlines()))
     kernel, hdr = rows[0][1], rows[1]

@@ -77,7 +77,7 @@ def main():
                         cands.append(("gemm_sm90", bm, sp, wg, [sm90(q, bm, sp, wg) for q in s90]))
             for kernel, bm, sp, wg, fns in cands:
                 t = timing.measure(fns=fns, bytes_per_call=qv1.nbytes(), mode="graph")
-                pick = kernel == "gemm_sm90" and (bm, sp, wg) == (h["block_m"], h["split"], h.get("warpgroups", 2))
+                pick = kernel == "gemm_sm90" and (bm, sp, wg) == (h["block_m"], h["split"], h["warpgroups"])
                 rows.append(dict(layer=s.layer, K=K, N=N, M=M, kernel=kernel, block_m=bm or "", split=sp or "",
                                  warpgroups=wg or "", us=round(t.median_us, 3), floor_us=round(floor, 3),
                                  pct_floor=round(100 * floor / t.median_us, 1), heuristic=int(pick), l2=t.l2))

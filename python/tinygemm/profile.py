@@ -88,11 +88,17 @@ def parse_ncu_csv(text: str) -> list[dict]:
     return sorted(kernels.values(), key=lambda d: d["id"])
 
 
-def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None,
-            replay: str = "kernel", cache: str = "all") -> list[dict]:
-    ncu = ncu or shutil.which("ncu") or next((p for p in ("/usr/local/cuda/bin/ncu",) if os.path.exists(p)), None)
+def find_ncu() -> str:
+    """The ncu executable: on PATH, else CUDA's default install."""
+    ncu = shutil.which("ncu") or next((p for p in ("/usr/local/cuda/bin/ncu",) if os.path.exists(p)), None)
     if ncu is None:  # the machine's setup, not the profiled program: exit 2 like other bad input
         raise ValueError("Nsight Compute (ncu) is not on PATH")
+    return ncu
+
+
+def run_ncu(cmd: list[str], metrics: list[str] | None = None, ncu: str | None = None,
+            replay: str = "kernel", cache: str = "all") -> list[dict]:
+    ncu = ncu or find_ncu()
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "ncu.csv")
         r = subprocess.run(ncu_command(cmd, metrics or DEFAULT_METRICS, log, ncu, replay, cache), capture_output=True,
