@@ -187,3 +187,11 @@ def test_flush_time_is_measured_once_per_buffer():
     tm = timing.timer()
     # the flush reads 2 x L2: at least half of it from DRAM, under 20 TB/s (no GPU reads DRAM faster)
     assert tm.flush_us > 0 and tm.flush_bytes / 2 / (tm.flush_us * 1e-6) < 20e12, (tm.flush_us, tm.flush_bytes)
+
+
+def test_the_estimate_times_one_call_of_a_long_kernel_and_three_of_a_short_one():
+    tm = timing.timer()
+    long_us = tm.estimate_us(lambda: _C.spin(300_000, stream_handle()), 3)
+    assert tm.estimate_calls == 1 and abs(long_us - 300.0) / 300.0 < 0.03, long_us
+    short_us = tm.estimate_us(lambda: _C.spin(20_000, stream_handle()), 3)
+    assert tm.estimate_calls == 3 and 20.0 <= short_us < 20.0 * 1.05 + 3.0, short_us

@@ -99,12 +99,16 @@ void Timer::flush_l2() {
 }
 
 double Timer::estimate_us(const SampleFn& fn, int calls) {
-  ensure_events(2);
+  ensure_events(4);
   auto s = as_stream(stream_);
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2]), s));
   const auto f0 = Clock::now();
   fn();  // first call: module load, JIT, autotune, library handles
   const double first_host_us = std::chrono::duration<double, std::micro>(Clock::now() - f0).count();
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[3]), s));
   TG_GPU_CHECK(cudaStreamSynchronize(s));
+  // how many calls to time: estimate_timed_calls (one when the first shows a long kernel)
+  calls = estimate_timed_calls(calls, elapsed_us(events_[2], events_[3]), first_host_us);
   // The GPU spins while the host enqueues, so the events see back-to-back device work, not the
   // host's launch overhead (a Python callable can take longer to launch than its kernel runs); how
   // long: estimate_lead_in_us.
@@ -118,6 +122,7 @@ double Timer::estimate_us(const SampleFn& fn, int calls) {
   // the spin outlasted the host's enqueueing: the GPU ran the calls back to back, and the estimate is
   // their GPU time alone (else it may hold host time)
   back_to_back_ = lead_in_us >= enqueue_us;
+  timed_calls_ = calls;
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
   TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[1])));
   return elapsed_us(events_[0], events_[1]) / std::max(calls, 1);
@@ -143,7 +148,8 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   const bool own_estimate = !(est_us > 0);
   const double est = own_estimate ? estimate_us(fn, 1) : est_us;
   const double host_us = host_us_;
-  const int warm = warmup_runs(opts.warmup_ms, est, host_us);
+  // the estimate's timed calls ran back to back (when they did): part of the warm-up already
+  const int warm = warmup_runs(opts.warmup_ms, est, host_us, back_to_back_ ? est * timed_calls_ : 0.0);
   for (int i = 0; i < warm; ++i) fn();
   // Cold: one flush timed behind the warm-up, with the GPU at its working clocks (an idle GPU's
   // memory clock can be low). The lead-in counts the flush queued ahead of each sample, so it must

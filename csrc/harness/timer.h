@@ -31,9 +31,10 @@ struct TimerOptions {
   int max_samples = 2000;
   double budget_ms = 2000;          // ... or when this much wall time went into sampling
   // Warm-up before the samples (lazy initialisation, clocks, instruction caches): back-to-back runs for
-  // about this long, as many as fit by the larger of one run's GPU time and its host enqueue time (at
-  // least 1, at most 200), without L2 flushes between them (L2 state is what each sample's own flush
-  // sets; the warm-up is not for it).
+  // about this long, the estimate's timed calls included (when they ran back to back; no more runs
+  // when they filled it), as many as fit by the larger of one run's GPU time and its host enqueue
+  // time (at least 1 otherwise, at most 200), without L2 flushes between them (L2 state is what each
+  // sample's own flush sets; the warm-up is not for it).
   double warmup_ms = 10;
   double graph_threshold_us = 10;   // auto mode: graphs below this per-launch time
   int graph_launches = 0;           // launches captured per graph; 0 = enough for ~graph_target_us
@@ -124,10 +125,12 @@ class Timer {
                      const std::string& mode_label, double est_us = -1);
 
   // Rough per-call time of `fn` from events around `calls` back-to-back calls (after one call that
-  // absorbs JIT and lazy initialisation). Used to choose the mode. Sets host_us().
+  // absorbs JIT and lazy initialisation; one call when that first call shows a long kernel:
+  // estimate_timed_calls). Used to choose the mode. Sets host_us().
   double estimate_us(const SampleFn& fn, int calls = 3);
   // The host's time to enqueue one call of fn, from the last estimate_us (its timed calls' mean).
   double host_us() const { return host_us_; }
+  int estimate_calls() const { return timed_calls_; }  // how many calls the last estimate_us timed
   // The GPU time of one L2 flush: the fastest of those timed behind each cold sample()'s warm-up with
   // this flush buffer; 0 before the first.
   double flush_us() const { return flush_us_; }
@@ -150,6 +153,7 @@ class Timer {
   double flush_us_ = 0;        // GPU time of one flush of flush_buf_ (flush_us())
   double host_us_ = 0;         // host time to enqueue one call, from the last estimate_us
   bool back_to_back_ = false;  // the last estimate_us's timed calls ran back to back on the GPU
+  int timed_calls_ = 0;        // how many calls the last estimate_us timed
   std::string pci_bus_id_;
   std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
 };
@@ -169,9 +173,14 @@ double sample_lead_in_us(double host_us, double flush_us, double credit_us);
 // Before estimate_us's timed calls: from the host time of its first (untimed) call.
 constexpr double kMinEstimateLeadInUs = 10, kMaxEstimateLeadInUs = 500;
 double estimate_lead_in_us(int calls, double first_call_host_us);
-// The warm-up's run count (TimerOptions::warmup_ms says what it is).
+// How many calls estimate_us times: `calls`, or one when its first call showed a kernel of at least
+// kOneCallUs (its events' span less its host time: a lower bound of the call's GPU time).
+constexpr double kOneCallUs = 100;
+int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us);
+// The warm-up's run count (TimerOptions::warmup_ms says what it is); done_us: the GPU time of the
+// back-to-back runs already made (the estimate's timed calls).
 constexpr int kMaxWarmupRuns = 200;
-int warmup_runs(double warmup_ms, double est_us, double host_us);
+int warmup_runs(double warmup_ms, double est_us, double host_us, double done_us = 0);
 
 const char* to_string(TimingMode m);
 const char* to_string(L2Mode m);

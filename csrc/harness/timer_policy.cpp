@@ -62,12 +62,24 @@ double estimate_lead_in_us(int calls, double first_call_host_us) {
   return std::clamp(2.0 * std::max(calls, 1) * first_call_host_us, kMinEstimateLeadInUs, kMaxEstimateLeadInUs);
 }
 
-// As many back-to-back runs as fit in warmup_ms: one run takes the longer of its GPU time and the
-// host's time to enqueue it. Times under 1 us count as 1 us (noise); at least one run, at most
+// The estimate's calls only pick the mode and size the warm-up and lead-ins: for a kernel of 100 us
+// or more one call is as good as three (the mode is events by far; the events' ~2 us is 2 %), and
+// three would cost as much GPU time as a third of the samples of a long GEMM. The first call's events
+// span at most its host time, the launch latency and its GPU time, so span - host time bounds the
+// GPU time from below (lazy initialisation only lengthens the host time).
+int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us) {
+  return first_call_gpu_us - first_call_host_us >= kOneCallUs ? 1 : std::max(calls, 1);
+}
+
+// As many back-to-back runs as fit in what remains of warmup_ms after done_us (the estimate's timed
+// calls): one run takes the longer of its GPU time and the host's time to enqueue it. Times under
+// 1 us count as 1 us (noise); none when done_us filled warmup_ms, else at least one, at most
 // kMaxWarmupRuns, ample for clocks and caches to settle however short the kernel.
-int warmup_runs(double warmup_ms, double est_us, double host_us) {
+int warmup_runs(double warmup_ms, double est_us, double host_us, double done_us) {
+  const double left_us = warmup_ms * 1000.0 - std::max(done_us, 0.0);
+  if (left_us <= 0 && done_us > 0) return 0;
   const double per_run = std::max({est_us, host_us, 1.0});
-  return static_cast<int>(std::clamp(warmup_ms * 1000.0 / per_run, 1.0, static_cast<double>(kMaxWarmupRuns)));
+  return static_cast<int>(std::clamp(left_us / per_run, 1.0, static_cast<double>(kMaxWarmupRuns)));
 }
 
 std::size_t default_flush_bytes(std::size_t l2_bytes) {
