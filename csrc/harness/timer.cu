@@ -107,8 +107,15 @@ double Timer::estimate_us(const SampleFn& fn, int calls) {
   const double first_host_us = std::chrono::duration<double, std::micro>(Clock::now() - f0).count();
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[3]), s));
   TG_GPU_CHECK(cudaStreamSynchronize(s));
-  // how many calls to time: estimate_timed_calls (one when the first shows a long kernel)
-  calls = estimate_timed_calls(calls, elapsed_us(events_[2], events_[3]), first_host_us);
+  // how many calls to time: estimate_timed_calls (one, or none, when the first shows a long kernel)
+  const double first_span_us = elapsed_us(events_[2], events_[3]);
+  calls = estimate_timed_calls(calls, first_span_us, first_host_us);
+  timed_calls_ = calls;
+  if (calls == 0) {  // the first call's span is its GPU time to 5 %
+    host_us_ = first_host_us;
+    back_to_back_ = true;
+    return first_span_us - first_host_us;
+  }
   // The GPU spins while the host enqueues, so the events see back-to-back device work, not the
   // host's launch overhead (a Python callable can take longer to launch than its kernel runs); how
   // long: estimate_lead_in_us.
@@ -122,7 +129,6 @@ double Timer::estimate_us(const SampleFn& fn, int calls) {
   // the spin outlasted the host's enqueueing: the GPU ran the calls back to back, and the estimate is
   // their GPU time alone (else it may hold host time)
   back_to_back_ = lead_in_us >= enqueue_us;
-  timed_calls_ = calls;
   TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[1]), s));
   TG_GPU_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[1])));
   return elapsed_us(events_[0], events_[1]) / std::max(calls, 1);
@@ -148,8 +154,9 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   const bool own_estimate = !(est_us > 0);
   const double est = own_estimate ? estimate_us(fn, 1) : est_us;
   const double host_us = host_us_;
-  // the estimate's timed calls ran back to back (when they did): part of the warm-up already
-  const int warm = warmup_runs(opts.warmup_ms, est, host_us, back_to_back_ ? est * timed_calls_ : 0.0);
+  // the estimate's calls, its first and those it timed, are part of the warm-up already (when its
+  // time is the GPU's alone)
+  const int warm = warmup_runs(opts.warmup_ms, est, host_us, back_to_back_ ? est * (timed_calls_ + 1) : 0.0);
   for (int i = 0; i < warm; ++i) fn();
   // Cold: one flush timed behind the warm-up, with the GPU at its working clocks (an idle GPU's
   // memory clock can be low). The lead-in counts the flush queued ahead of each sample, so it must
@@ -167,9 +174,8 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   }
   r.warmup_ms = ms_since(w0);
   // the untimed runs before the samples: the warm-up loop plus, when sample() made its own estimate,
-  // estimate_us(fn, 1)'s two calls (its first, absorbing lazy initialisation, and the one it times)
-  constexpr int kEstimateRuns = 1 + 1;
-  r.warmup_runs = warm + (own_estimate ? kEstimateRuns : 0);
+  // estimate_us(fn, 1)'s calls (its first, absorbing lazy initialisation, and the one it timed, if any)
+  r.warmup_runs = warm + (own_estimate ? 1 + timed_calls_ : 0);
   // The GPU spins before each sample's start event so that the timed region never waits on the
   // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and so does the
   // previous sample of the batch, credited with a lower bound of its GPU time: in the first batch

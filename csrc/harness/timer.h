@@ -31,7 +31,7 @@ struct TimerOptions {
   int max_samples = 2000;
   double budget_ms = 2000;          // ... or when this much wall time went into sampling
   // Warm-up before the samples (lazy initialisation, clocks, instruction caches): back-to-back runs for
-  // about this long, the estimate's timed calls included (when they ran back to back; no more runs
+  // about this long, the estimate's calls included (when its time is the GPU's alone; no more runs
   // when they filled it), as many as fit by the larger of one run's GPU time and its host enqueue
   // time (at least 1 otherwise, at most 200), without L2 flushes between them (L2 state is what each
   // sample's own flush sets; the warm-up is not for it).
@@ -125,12 +125,12 @@ class Timer {
                      const std::string& mode_label, double est_us = -1);
 
   // Rough per-call time of `fn` from events around `calls` back-to-back calls (after one call that
-  // absorbs JIT and lazy initialisation; one call when that first call shows a long kernel:
-  // estimate_timed_calls). Used to choose the mode. Sets host_us().
+  // absorbs JIT and lazy initialisation; one call, or none, when that first call shows a long
+  // kernel: estimate_timed_calls). Used to choose the mode. Sets host_us().
   double estimate_us(const SampleFn& fn, int calls = 3);
   // The host's time to enqueue one call of fn, from the last estimate_us (its timed calls' mean).
   double host_us() const { return host_us_; }
-  int estimate_calls() const { return timed_calls_; }  // how many calls the last estimate_us timed
+  int estimate_calls() const { return timed_calls_; }  // how many calls the last estimate_us timed (0..calls)
   // The GPU time of one L2 flush: the fastest of those timed behind each cold sample()'s warm-up with
   // this flush buffer; 0 before the first.
   double flush_us() const { return flush_us_; }
@@ -174,11 +174,13 @@ double sample_lead_in_us(double host_us, double flush_us, double credit_us);
 constexpr double kMinEstimateLeadInUs = 10, kMaxEstimateLeadInUs = 500;
 double estimate_lead_in_us(int calls, double first_call_host_us);
 // How many calls estimate_us times: `calls`, or one when its first call showed a kernel of at least
-// kOneCallUs (its events' span less its host time: a lower bound of the call's GPU time).
-constexpr double kOneCallUs = 100;
+// kOneCallUs (its events' span less its host time: a lower bound of the call's GPU time), or none
+// when that first call's host time was also under kFirstCallHostShare of it (its span is then the
+// estimate, as span - host time).
+constexpr double kOneCallUs = 100, kFirstCallHostShare = 0.05;
 int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us);
 // The warm-up's run count (TimerOptions::warmup_ms says what it is); done_us: the GPU time of the
-// back-to-back runs already made (the estimate's timed calls).
+// runs already made (the estimate's calls).
 constexpr int kMaxWarmupRuns = 200;
 int warmup_runs(double warmup_ms, double est_us, double host_us, double done_us = 0);
 

@@ -65,10 +65,14 @@ double estimate_lead_in_us(int calls, double first_call_host_us) {
 // The estimate's calls only pick the mode and size the warm-up and lead-ins: for a kernel of 100 us
 // or more one call is as good as three (the mode is events by far; the events' ~2 us is 2 %), and
 // three would cost as much GPU time as a third of the samples of a long GEMM. The first call's events
-// span at most its host time, the launch latency and its GPU time, so span - host time bounds the
-// GPU time from below (lazy initialisation only lengthens the host time).
+// span at least its GPU time and at most its host time, the launch latency and its GPU time, so
+// span - host time bounds the GPU time from below (lazy initialisation only lengthens the host
+// time), and where the host time is under 5 % of that, the span is the GPU time to 5 %: no call
+// needs timing at all.
 int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us) {
-  return first_call_gpu_us - first_call_host_us >= kOneCallUs ? 1 : std::max(calls, 1);
+  const double gpu_lo = first_call_gpu_us - first_call_host_us;
+  if (gpu_lo < kOneCallUs) return std::max(calls, 1);
+  return first_call_host_us <= kFirstCallHostShare * gpu_lo ? 0 : 1;
 }
 
 // As many back-to-back runs as fit in what remains of warmup_ms after done_us (the estimate's timed
