@@ -178,11 +178,12 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   r.warmup_runs = warm + (own_estimate ? 1 + timed_calls_ : 0);
   // The GPU spins before each sample's start event so that the timed region never waits on the
   // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and so does the
-  // previous sample of the batch, credited with a lower bound of its GPU time: in the first batch
-  // the estimate (hot L2, so no more than a cold sample; only when its calls ran back to back, else
-  // it may hold host time, and then nothing), in later ones the fastest sample measured.
+  // batch's work queued ahead of it, as far as that runs ahead of the host's clock. That work is
+  // counted by lower bounds of its GPU time: the flushes (the fastest seen), the spins (exact), and
+  // each sample: in the first batch the estimate (hot L2, so no more than a cold sample; only when
+  // its time is the GPU's alone, else nothing), in later ones the fastest sample measured.
   const double flush_us = cold ? flush_us_ : 0.0;
-  double credit_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
+  double sample_lb_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
   double lead_in_sum_us = 0;
   // The harness's own enqueueing per sample (flush, spin, events): the fastest seen, its typical
   // cost (a hiccup is what the lead-in's factor 2 is for); 0 until the first sample is enqueued.
@@ -202,13 +203,20 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     // Enqueue a batch of samples, then read them all: the host runs ahead of the GPU, so the flush
     // of sample i+1 is queued while sample i runs and no sample waits on the host.
     ensure_events(2 * static_cast<std::size_t>(batch));
+    // The GPU is idle here (the warm-up's or the last batch's wait): it starts this batch's work no
+    // earlier than now, so by any time it has run at most what was queued since; queued_us is a
+    // lower bound of that work's GPU time.
+    const auto batch_start = Clock::now();
+    double queued_us = 0;
     for (int i = 0; i < batch; ++i) {
       const auto a = Clock::now();
+      const double ahead_us =
+          std::max(0.0, queued_us - std::chrono::duration<double, std::micro>(a - batch_start).count());
       if (cold) flush_l2();
       // the host's time per sample: fn's (the estimate's) and the harness's own launches around it
-      const double lead_in_us =
-          sample_lead_in_us(host_us + harness_us, flush_us, i == 0 ? 0.0 : credit_us);
+      const double lead_in_us = sample_lead_in_us(host_us + harness_us, flush_us, ahead_us);
       lead_in_sum_us += lead_in_us;
+      queued_us += flush_us + lead_in_us + sample_lb_us;
       // untimed: lets the host enqueue the sample before the GPU reaches it
       spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
       if (trace) trace->begin(i);
@@ -239,7 +247,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
-    credit_us = st.min * ops_per_sample;
+    sample_lb_us = st.min * ops_per_sample;
     ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))

@@ -166,8 +166,9 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts);
 // why each is enough; pure functions, unit-tested without a GPU).
 // Before each sample's start event: host_us = the host's time to enqueue one sample (its fn, from
 // the estimate, and the harness's own launches around it, measured in the sampling loop), flush_us =
-// the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = GPU work of this
-// batch's earlier samples known to be queued ahead (0 for a batch's first sample).
+// the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = how far the
+// batch's work queued ahead (a lower bound of its GPU time) runs ahead of the host's clock (0 for a
+// batch's first sample).
 constexpr double kMinLeadInUs = 5, kMaxLeadInUs = 2000;
 double sample_lead_in_us(double host_us, double flush_us, double credit_us);
 // Before estimate_us's timed calls: from the host time of its first (untimed) call.

@@ -35,19 +35,16 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts) {
 }
 
 // Why the lead-in is enough. The timed region would wait on the host if the GPU reached a sample's
-// start event before the host had enqueued the sample's work: about host_us after it enqueued the
-// sample's flush (host_us: the sample's fn and the harness's own launches around it). Before the
+// start event before the host had enqueued the sample's work: about host_us after the host starts
+// on the sample (host_us: the sample's fn and the harness's own launches around it). Before the
 // start event the GPU runs the flush and then the spin, so flush + spin >= 2 x host_us gives the host
-// twice its time; the factor 2 is the margin for host jitter. Within a batch the host enqueues
-// sample after sample while the GPU works through them: sample i's flush, spin and start event
-// queue behind sample i-1, whose own GPU time (credit_us: a lower bound of it, measured: the fastest
-// sample of earlier batches, or in the first batch the hot-L2 estimate when its calls ran back to
-// back) is then also ahead of the start event. With flush + spin + the
-// previous sample >= 2 x host_us per sample, the GPU's lead over the host grows by about host_us
-// with every sample of a batch, so it never runs dry. The first sample of a batch follows the
-// previous batch's wait (an idle GPU) and gets no credit. At least kMinLeadInUs, a margin even for
-// a host callable too fast to time; at most kMaxLeadInUs, so that a slow Python callable does not
-// make each sample's spin dominate the wall-time budget.
+// twice its time even from an idle GPU; the factor 2 is the margin for host jitter. Within a batch
+// the host enqueues sample after sample while the GPU works through them, and what the GPU has
+// queued ahead of this sample delays it further: credit_us, how far that work (counted by lower
+// bounds of its GPU time) runs ahead of the host's clock. flush + spin + credit >= 2 x host_us keeps,
+// for every sample, the guarantee a batch's first sample has from its flush and spin alone. At
+// least kMinLeadInUs, a margin even for a host callable too fast to time; at most kMaxLeadInUs, so
+// that a slow Python callable does not make each sample's spin dominate the wall-time budget.
 double sample_lead_in_us(double host_us, double flush_us, double credit_us) {
   return std::clamp(2 * host_us - flush_us - credit_us, kMinLeadInUs, kMaxLeadInUs);
 }
