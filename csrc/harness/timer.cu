@@ -181,9 +181,13 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   // batch's work queued ahead of it, as far as that runs ahead of the host's clock. That work is
   // counted by lower bounds of its GPU time: the flushes (the fastest seen), the spins (exact), and
   // each sample: in the first batch the estimate (hot L2, so no more than a cold sample; only when
-  // its time is the GPU's alone, else nothing), in later ones the fastest sample measured.
+  // its time is the GPU's alone, else nothing), in later ones the fastest sample measured; each less
+  // kSampleBoundMargin, as the clock may run faster than when they were measured (a bound too high
+  // would add up over a batch).
+  constexpr double kSampleBoundMargin = 0.9;
   const double flush_us = cold ? flush_us_ : 0.0;
-  double sample_lb_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
+  // GPU time of one whole sample (all its operations)
+  double sample_lb_us = back_to_back_ ? kSampleBoundMargin * est : 0.0;
   double lead_in_sum_us = 0;
   // The harness's own enqueueing per sample (flush, spin, events): the fastest seen, its typical
   // cost (a hiccup is what the lead-in's factor 2 is for); 0 until the first sample is enqueued.
@@ -247,7 +251,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
-    sample_lb_us = st.min * ops_per_sample;
+    sample_lb_us = kSampleBoundMargin * st.min * ops_per_sample;
     ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))
