@@ -99,7 +99,7 @@ def test_prepare_cost_rows(tmp_path):
 
 def test_kernel_names_of_many_points_match_a_session_per_point():
     """--kernel-names profiles 64 points per session: each point gets exactly what a session of its own
-    names (its steady-state call's kernels, not its input's preparation), and a failing point None."""
+    names (its steady-state call's kernels, not its input's preparation), and a failed point None."""
     import torch
 
     from tinygemm.bench.runner import _kernel_names, kernel_names_of
@@ -116,12 +116,11 @@ def test_kernel_names_of_many_points_match_a_session_per_point():
     makers = [maker(M) for M in xs]
     single = [_kernel_names(lambda M=M: xs[M] @ w) for M in xs]
     assert all(single)
-    assert kernel_names_of(makers) == single
-
-    def bad():
-        raise RuntimeError("this point fails")
-
-    assert kernel_names_of([makers[0], lambda: bad, makers[3]]) == [single[0], None, single[3]]
+    for make in makers:  # each point's first call, unprofiled (the sweep's reference check makes it)
+        make()()
+    assert kernel_names_of(makers, [True] * len(makers)) == single
+    # a point whose first call failed is not called again: None, the others their own names
+    assert kernel_names_of(makers, [True, False, False, True]) == [single[0], None, None, single[3]]
 
 
 def test_a_kernel_names_run_names_every_point(tmp_path):
@@ -130,4 +129,8 @@ def test_a_kernel_names_run_names_every_point(tmp_path):
     assert rc == 0
     rows = results.read_rows(str(tmp_path / "results.csv"))
     assert len(rows) == 3 and all(r["status"] == "ok" and r["kernel_names"] for r in rows), rows
+    assert all(r["max_rel_err"] != "" and float(r["max_rel_err"]) <= 1e-2 and float(r["peak_mem_mb"]) > 0
+               for r in rows), rows  # the first calls made ahead: checked, their memory recorded
     assert "spin_kernel" not in ";".join(r["kernel_names"] for r in rows)
+    ph = results.read_meta(str(tmp_path / "results.json"))["phase_s"]
+    assert {"first_call", "refcheck", "kernel_names"} <= set(ph), ph

@@ -231,3 +231,22 @@ def test_warmup_runs_fit_in_warmup_ms_by_gpu_or_host_time():
     assert _C.warmup_runs(2.0, 0.01, 0.01) == cap  # under 1 us counts as 1 us: 2000, capped
     assert _C.warmup_runs(0.0, 50.0, 10.0) == 1    # at least one run
     assert _C.warmup_runs(10.0, 5000.0, 10.0) == 2
+    # the estimate's back-to-back timed calls count: what remains, or none once they filled it
+    assert _C.warmup_runs(2.0, 100.0, 20.0, 300.0) == 17
+    assert _C.warmup_runs(2.0, 3000.0, 20.0, 3000.0) == 0
+    assert _C.warmup_runs(2.0, 3000.0, 20.0, 0.0) == 1  # nothing done yet: still one run
+
+
+def test_estimate_times_fewer_calls_only_when_the_first_shows_a_long_kernel():
+    one = _C.one_call_us
+    assert one == 100.0
+    # the first call's events span its host time, the launch and its GPU time: the excess is GPU time
+    assert _C.estimate_timed_calls(3, 5000.0, 300.0) == 1
+    assert _C.estimate_timed_calls(3, 100.0 + one, 100.0) == 1
+    assert _C.estimate_timed_calls(3, 100.0 + one - 1, 100.0) == 3
+    # and where the host time is under 5 % of that, the span is the estimate: no call timed
+    assert _C.estimate_timed_calls(3, 5000.0, 100.0) == 0
+    assert _C.estimate_timed_calls(3, 2100.0, 100.0) == 0 and _C.estimate_timed_calls(3, 2099.0, 100.0) == 1
+    # a slow first call (lazy initialisation, a Python callable) whose kernel is short: all three
+    assert _C.estimate_timed_calls(3, 2_000_000.0, 1_999_950.0) == 3
+    assert _C.estimate_timed_calls(1, 50.0, 10.0) == 1 and _C.estimate_timed_calls(0, 50.0, 10.0) == 1

@@ -162,11 +162,11 @@ def test_a_slow_python_callable_is_timed_by_its_kernel_not_its_host_time():
 
 
 @pytest.mark.parametrize("max_samples", [10, 40])
-def test_later_samples_of_a_batch_count_the_sample_ahead_and_still_never_wait(max_samples):
-    """A 100 us kernel behind 60 us of Python: each sample after a batch's first credits the sample
-    queued ahead of it (in the first batch the estimate, whose calls ran back to back; then the
-    fastest sample measured), so those spins shrink to the floor, and the samples still hold the
-    kernel alone. One batch (10 samples), or with target=1e-9 every batch up to 40."""
+def test_later_samples_of_a_batch_count_the_work_queued_ahead_and_still_never_wait(max_samples):
+    """A 100 us kernel behind 60 us of Python: each sample after a batch's first credits the work
+    queued ahead of it (the samples counted by the estimate in the first batch, then by the fastest
+    measured), so those spins shrink to the floor, and the samples still hold the kernel alone. One
+    batch (10 samples), or with target=1e-9 every batch up to 40."""
     def call():
         _busy_host(60.0)
         _C.spin(100_000, stream_handle())
@@ -190,3 +190,37 @@ def test_flush_time_is_measured_once_per_buffer():
     tm = timing.timer()
     # the flush reads 2 x L2: at least half of it from DRAM, under 20 TB/s (no GPU reads DRAM faster)
     assert tm.flush_us > 0 and tm.flush_bytes / 2 / (tm.flush_us * 1e-6) < 20e12, (tm.flush_us, tm.flush_bytes)
+
+
+def test_the_estimate_times_no_call_of_a_long_kernel_and_three_of_a_short_one():
+    """A 2 ms kernel launched in a few us: the first call's span is the estimate; behind 300 us of
+    Python, one timed call; a 20 us kernel: three. Each within a few % of the kernel."""
+    tm = timing.timer()
+    long_us = tm.estimate_us(lambda: _C.spin(2_000_000, stream_handle()), 3)
+    assert tm.estimate_calls == 0 and abs(long_us - 2000.0) / 2000.0 < 0.05, long_us
+
+    def slow():
+        _busy_host(300.0)
+        _C.spin(1_000_000, stream_handle())
+
+    slow_us = tm.estimate_us(slow, 3)
+    assert tm.estimate_calls == 1 and abs(slow_us - 1000.0) / 1000.0 < 0.03, slow_us
+    short_us = tm.estimate_us(lambda: _C.spin(20_000, stream_handle()), 3)
+    assert tm.estimate_calls == 3 and 20.0 <= short_us < 20.0 * 1.05 + 3.0, short_us
+
+
+def test_a_host_slower_than_the_kernel_with_jitter_never_leaks_into_the_samples():
+    """The host-bound case the lead-in is for: 40 or 70 us of Python (alternating) before a 50 us
+    kernel, cold L2, events, every batch up to 60 samples. The GPU keeps the lead a batch's first
+    sample has from its flush and spin (twice the host's time) for every sample: no sample holds host
+    time."""
+    n = [0]
+
+    def call():
+        n[0] += 1
+        _busy_host(70.0 if n[0] % 2 else 40.0)
+        _C.spin(50_000, stream_handle())
+
+    t = timing.measure(call, l2="cold", mode="event", target=1e-9, min_samples=10, max_samples=60)
+    assert t.samples == 60 and 50.0 <= t.median_us < 50.0 * 1.04 + 2.5, t
+    assert t.p90_us < 50.0 * 1.05 + 3.0, t

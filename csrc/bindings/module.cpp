@@ -145,7 +145,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("choose_mode", &tg::choose_mode, py::arg("estimated_us"), py::arg("options"));
   m.def("sample_lead_in_us", &tg::sample_lead_in_us, py::arg("host_us"), py::arg("flush_us"), py::arg("credit_us"));
   m.def("estimate_lead_in_us", &tg::estimate_lead_in_us, py::arg("calls"), py::arg("first_call_host_us"));
-  m.def("warmup_runs", &tg::warmup_runs, py::arg("warmup_ms"), py::arg("est_us"), py::arg("host_us"));
+  m.def("warmup_runs", &tg::warmup_runs, py::arg("warmup_ms"), py::arg("est_us"), py::arg("host_us"),
+        py::arg("done_us") = 0.0);
+  m.def("estimate_timed_calls", &tg::estimate_timed_calls, py::arg("calls"), py::arg("first_call_gpu_us"),
+        py::arg("first_call_host_us"));
+  m.attr("one_call_us") = tg::kOneCallUs;
   m.attr("lead_in_us_range") = py::make_tuple(tg::kMinLeadInUs, tg::kMaxLeadInUs);
   m.attr("estimate_lead_in_us_range") = py::make_tuple(tg::kMinEstimateLeadInUs, tg::kMaxEstimateLeadInUs);
   m.attr("max_warmup_runs") = tg::kMaxWarmupRuns;
@@ -163,7 +167,8 @@ PYBIND11_MODULE(_C, m) {
       .def("flush_l2", &tg::Timer::flush_l2)
       .def_property_readonly("flush_bytes", &tg::Timer::flush_bytes)
       .def_property_readonly("flush_us", &tg::Timer::flush_us)
-      .def_property_readonly("host_us", &tg::Timer::host_us);
+      .def_property_readonly("host_us", &tg::Timer::host_us)
+      .def_property_readonly("estimate_calls", &tg::Timer::estimate_calls);
 
   py::class_<tg::DeviceInfo>(m, "DeviceInfo")
       .def_readonly("name", &tg::DeviceInfo::name)

@@ -99,12 +99,23 @@ void Timer::flush_l2() {
 }
 
 double Timer::estimate_us(const SampleFn& fn, int calls) {
-  ensure_events(2);
+  ensure_events(4);
   auto s = as_stream(stream_);
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[2]), s));
   const auto f0 = Clock::now();
   fn();  // first call: module load, JIT, autotune, library handles
   const double first_host_us = std::chrono::duration<double, std::micro>(Clock::now() - f0).count();
+  TG_GPU_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[3]), s));
   TG_GPU_CHECK(cudaStreamSynchronize(s));
+  // how many calls to time: estimate_timed_calls (one, or none, when the first shows a long kernel)
+  const double first_span_us = elapsed_us(events_[2], events_[3]);
+  calls = estimate_timed_calls(calls, first_span_us, first_host_us);
+  timed_calls_ = calls;
+  if (calls == 0) {  // the first call's span is its GPU time to 5 %
+    host_us_ = first_host_us;
+    back_to_back_ = true;
+    return first_span_us - first_host_us;
+  }
   // The GPU spins while the host enqueues, so the events see back-to-back device work, not the
   // host's launch overhead (a Python callable can take longer to launch than its kernel runs); how
   // long: estimate_lead_in_us.
@@ -143,7 +154,9 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   const bool own_estimate = !(est_us > 0);
   const double est = own_estimate ? estimate_us(fn, 1) : est_us;
   const double host_us = host_us_;
-  const int warm = warmup_runs(opts.warmup_ms, est, host_us);
+  // the estimate's calls, its first and those it timed, are part of the warm-up already (when its
+  // time is the GPU's alone)
+  const int warm = warmup_runs(opts.warmup_ms, est, host_us, back_to_back_ ? est * (timed_calls_ + 1) : 0.0);
   for (int i = 0; i < warm; ++i) fn();
   // Cold: one flush timed behind the warm-up, with the GPU at its working clocks (an idle GPU's
   // memory clock can be low). The lead-in counts the flush queued ahead of each sample, so it must
@@ -161,16 +174,20 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
   }
   r.warmup_ms = ms_since(w0);
   // the untimed runs before the samples: the warm-up loop plus, when sample() made its own estimate,
-  // estimate_us(fn, 1)'s two calls (its first, absorbing lazy initialisation, and the one it times)
-  constexpr int kEstimateRuns = 1 + 1;
-  r.warmup_runs = warm + (own_estimate ? kEstimateRuns : 0);
+  // estimate_us(fn, 1)'s calls (its first, absorbing lazy initialisation, and the one it timed, if any)
+  r.warmup_runs = warm + (own_estimate ? 1 + timed_calls_ : 0);
   // The GPU spins before each sample's start event so that the timed region never waits on the
   // host (sample_lead_in_us says how long and why): the flush ahead of it counts, and so does the
-  // previous sample of the batch, credited with a lower bound of its GPU time: in the first batch
-  // the estimate (hot L2, so no more than a cold sample; only when its calls ran back to back, else
-  // it may hold host time, and then nothing), in later ones the fastest sample measured.
+  // batch's work queued ahead of it, as far as that runs ahead of the host's clock. That work is
+  // counted by lower bounds of its GPU time: the flushes (the fastest seen), the spins (exact), and
+  // each sample: in the first batch the estimate (hot L2, so no more than a cold sample; only when
+  // its time is the GPU's alone, else nothing), in later ones the fastest sample measured; each less
+  // kSampleBoundMargin, as the clock may run faster than when they were measured (a bound too high
+  // would add up over a batch).
+  constexpr double kSampleBoundMargin = 0.9;
   const double flush_us = cold ? flush_us_ : 0.0;
-  double credit_us = back_to_back_ ? est : 0.0;  // GPU time of one whole sample (all its operations)
+  // GPU time of one whole sample (all its operations)
+  double sample_lb_us = back_to_back_ ? kSampleBoundMargin * est : 0.0;
   double lead_in_sum_us = 0;
   // The harness's own enqueueing per sample (flush, spin, events): the fastest seen, its typical
   // cost (a hiccup is what the lead-in's factor 2 is for); 0 until the first sample is enqueued.
@@ -190,13 +207,20 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
     // Enqueue a batch of samples, then read them all: the host runs ahead of the GPU, so the flush
     // of sample i+1 is queued while sample i runs and no sample waits on the host.
     ensure_events(2 * static_cast<std::size_t>(batch));
+    // The GPU is idle here (the warm-up's or the last batch's wait): it starts this batch's work no
+    // earlier than now, so by any time it has run at most what was queued since; queued_us is a
+    // lower bound of that work's GPU time.
+    const auto batch_start = Clock::now();
+    double queued_us = 0;
     for (int i = 0; i < batch; ++i) {
       const auto a = Clock::now();
+      const double ahead_us =
+          std::max(0.0, queued_us - std::chrono::duration<double, std::micro>(a - batch_start).count());
       if (cold) flush_l2();
       // the host's time per sample: fn's (the estimate's) and the harness's own launches around it
-      const double lead_in_us =
-          sample_lead_in_us(host_us + harness_us, flush_us, i == 0 ? 0.0 : credit_us);
+      const double lead_in_us = sample_lead_in_us(host_us + harness_us, flush_us, ahead_us);
       lead_in_sum_us += lead_in_us;
+      queued_us += flush_us + lead_in_us + sample_lb_us;
       // untimed: lets the host enqueue the sample before the GPU reaches it
       spin(static_cast<std::uint64_t>(1000.0 * lead_in_us), stream_);
       if (trace) trace->begin(i);
@@ -227,7 +251,7 @@ TimerResult Timer::sample(const SampleFn& fn, const TimerOptions& opts, int ops_
         samples.push_back(elapsed_us(events_[2 * i], events_[2 * i + 1]) / ops_per_sample);
     }
     st = summarize(samples);
-    credit_us = st.min * ops_per_sample;
+    sample_lb_us = kSampleBoundMargin * st.min * ops_per_sample;
     ++r.batches;
     if (should_stop(st, opts.target_rel_spread, opts.min_samples, opts.max_samples, ms_since(t0),
                     opts.budget_ms))

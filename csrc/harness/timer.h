@@ -31,9 +31,10 @@ struct TimerOptions {
   int max_samples = 2000;
   double budget_ms = 2000;          // ... or when this much wall time went into sampling
   // Warm-up before the samples (lazy initialisation, clocks, instruction caches): back-to-back runs for
-  // about this long, as many as fit by the larger of one run's GPU time and its host enqueue time (at
-  // least 1, at most 200), without L2 flushes between them (L2 state is what each sample's own flush
-  // sets; the warm-up is not for it).
+  // about this long, the estimate's calls included (when its time is the GPU's alone; no more runs
+  // when they filled it), as many as fit by the larger of one run's GPU time and its host enqueue
+  // time (at least 1 otherwise, at most 200), without L2 flushes between them (L2 state is what each
+  // sample's own flush sets; the warm-up is not for it).
   double warmup_ms = 10;
   double graph_threshold_us = 10;   // auto mode: graphs below this per-launch time
   int graph_launches = 0;           // launches captured per graph; 0 = enough for ~graph_target_us
@@ -124,10 +125,12 @@ class Timer {
                      const std::string& mode_label, double est_us = -1);
 
   // Rough per-call time of `fn` from events around `calls` back-to-back calls (after one call that
-  // absorbs JIT and lazy initialisation). Used to choose the mode. Sets host_us().
+  // absorbs JIT and lazy initialisation; one call, or none, when that first call shows a long
+  // kernel: estimate_timed_calls). Used to choose the mode. Sets host_us().
   double estimate_us(const SampleFn& fn, int calls = 3);
   // The host's time to enqueue one call of fn, from the last estimate_us (its timed calls' mean).
   double host_us() const { return host_us_; }
+  int estimate_calls() const { return timed_calls_; }  // how many calls the last estimate_us timed (0..calls)
   // The GPU time of one L2 flush: the fastest of those timed behind each cold sample()'s warm-up with
   // this flush buffer; 0 before the first.
   double flush_us() const { return flush_us_; }
@@ -150,6 +153,7 @@ class Timer {
   double flush_us_ = 0;        // GPU time of one flush of flush_buf_ (flush_us())
   double host_us_ = 0;         // host time to enqueue one call, from the last estimate_us
   bool back_to_back_ = false;  // the last estimate_us's timed calls ran back to back on the GPU
+  int timed_calls_ = 0;        // how many calls the last estimate_us timed
   std::string pci_bus_id_;
   std::vector<void*> events_;  // cudaEvent_t, kept as void* to keep vendor types out of this header
 };
@@ -162,16 +166,24 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts);
 // why each is enough; pure functions, unit-tested without a GPU).
 // Before each sample's start event: host_us = the host's time to enqueue one sample (its fn, from
 // the estimate, and the harness's own launches around it, measured in the sampling loop), flush_us =
-// the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = GPU work of this
-// batch's earlier samples known to be queued ahead (0 for a batch's first sample).
+// the GPU time of the flush queued just before the spin (0 for hot L2), credit_us = how far the
+// batch's work queued ahead (a lower bound of its GPU time) runs ahead of the host's clock (0 for a
+// batch's first sample).
 constexpr double kMinLeadInUs = 5, kMaxLeadInUs = 2000;
 double sample_lead_in_us(double host_us, double flush_us, double credit_us);
 // Before estimate_us's timed calls: from the host time of its first (untimed) call.
 constexpr double kMinEstimateLeadInUs = 10, kMaxEstimateLeadInUs = 500;
 double estimate_lead_in_us(int calls, double first_call_host_us);
-// The warm-up's run count (TimerOptions::warmup_ms says what it is).
+// How many calls estimate_us times: `calls`, or one when its first call showed a kernel of at least
+// kOneCallUs (its events' span less its host time: a lower bound of the call's GPU time), or none
+// when that first call's host time was also under kFirstCallHostShare of it (its span is then the
+// estimate, as span - host time).
+constexpr double kOneCallUs = 100, kFirstCallHostShare = 0.05;
+int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us);
+// The warm-up's run count (TimerOptions::warmup_ms says what it is); done_us: the GPU time of the
+// runs already made (the estimate's calls).
 constexpr int kMaxWarmupRuns = 200;
-int warmup_runs(double warmup_ms, double est_us, double host_us);
+int warmup_runs(double warmup_ms, double est_us, double host_us, double done_us = 0);
 
 const char* to_string(TimingMode m);
 const char* to_string(L2Mode m);

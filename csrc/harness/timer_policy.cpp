@@ -35,19 +35,16 @@ int graph_launch_count(double estimated_us, const TimerOptions& opts) {
 }
 
 // Why the lead-in is enough. The timed region would wait on the host if the GPU reached a sample's
-// start event before the host had enqueued the sample's work: about host_us after it enqueued the
-// sample's flush (host_us: the sample's fn and the harness's own launches around it). Before the
+// start event before the host had enqueued the sample's work: about host_us after the host starts
+// on the sample (host_us: the sample's fn and the harness's own launches around it). Before the
 // start event the GPU runs the flush and then the spin, so flush + spin >= 2 x host_us gives the host
-// twice its time; the factor 2 is the margin for host jitter. Within a batch the host enqueues
-// sample after sample while the GPU works through them: sample i's flush, spin and start event
-// queue behind sample i-1, whose own GPU time (credit_us: a lower bound of it, measured: the fastest
-// sample of earlier batches, or in the first batch the hot-L2 estimate when its calls ran back to
-// back) is then also ahead of the start event. With flush + spin + the
-// previous sample >= 2 x host_us per sample, the GPU's lead over the host grows by about host_us
-// with every sample of a batch, so it never runs dry. The first sample of a batch follows the
-// previous batch's wait (an idle GPU) and gets no credit. At least kMinLeadInUs, a margin even for
-// a host callable too fast to time; at most kMaxLeadInUs, so that a slow Python callable does not
-// make each sample's spin dominate the wall-time budget.
+// twice its time even from an idle GPU; the factor 2 is the margin for host jitter. Within a batch
+// the host enqueues sample after sample while the GPU works through them, and what the GPU has
+// queued ahead of this sample delays it further: credit_us, how far that work (counted by lower
+// bounds of its GPU time) runs ahead of the host's clock. flush + spin + credit >= 2 x host_us keeps,
+// for every sample, the guarantee a batch's first sample has from its flush and spin alone. At
+// least kMinLeadInUs, a margin even for a host callable too fast to time; at most kMaxLeadInUs, so
+// that a slow Python callable does not make each sample's spin dominate the wall-time budget.
 double sample_lead_in_us(double host_us, double flush_us, double credit_us) {
   return std::clamp(2 * host_us - flush_us - credit_us, kMinLeadInUs, kMaxLeadInUs);
 }
@@ -62,12 +59,28 @@ double estimate_lead_in_us(int calls, double first_call_host_us) {
   return std::clamp(2.0 * std::max(calls, 1) * first_call_host_us, kMinEstimateLeadInUs, kMaxEstimateLeadInUs);
 }
 
-// As many back-to-back runs as fit in warmup_ms: one run takes the longer of its GPU time and the
-// host's time to enqueue it. Times under 1 us count as 1 us (noise); at least one run, at most
+// The estimate's calls only pick the mode and size the warm-up and lead-ins: for a kernel of 100 us
+// or more one call is as good as three (the mode is events by far; the events' ~2 us is 2 %), and
+// three would cost as much GPU time as a third of the samples of a long GEMM. The first call's events
+// span at least its GPU time and at most its host time, the launch latency and its GPU time, so
+// span - host time bounds the GPU time from below (lazy initialisation only lengthens the host
+// time), and where the host time is under 5 % of that, the span is the GPU time to 5 %: no call
+// needs timing at all.
+int estimate_timed_calls(int calls, double first_call_gpu_us, double first_call_host_us) {
+  const double gpu_lo = first_call_gpu_us - first_call_host_us;
+  if (gpu_lo < kOneCallUs) return std::max(calls, 1);
+  return first_call_host_us <= kFirstCallHostShare * gpu_lo ? 0 : 1;
+}
+
+// As many back-to-back runs as fit in what remains of warmup_ms after done_us (the estimate's timed
+// calls): one run takes the longer of its GPU time and the host's time to enqueue it. Times under
+// 1 us count as 1 us (noise); none when done_us filled warmup_ms, else at least one, at most
 // kMaxWarmupRuns, ample for clocks and caches to settle however short the kernel.
-int warmup_runs(double warmup_ms, double est_us, double host_us) {
+int warmup_runs(double warmup_ms, double est_us, double host_us, double done_us) {
+  const double left_us = warmup_ms * 1000.0 - std::max(done_us, 0.0);
+  if (left_us <= 0 && done_us > 0) return 0;
   const double per_run = std::max({est_us, host_us, 1.0});
-  return static_cast<int>(std::clamp(warmup_ms * 1000.0 / per_run, 1.0, static_cast<double>(kMaxWarmupRuns)));
+  return static_cast<int>(std::clamp(left_us / per_run, 1.0, static_cast<double>(kMaxWarmupRuns)));
 }
 
 std::size_t default_flush_bytes(std::size_t l2_bytes) {

@@ -20,13 +20,13 @@ PHASES = {
     "inputs": "random weights and activations per shape; each point's activations in the backend's format",
     "prepare": "the backends' load-time work per shape: quantizing, packing, clones (prepare())",
     "prepare_cost": "--prepare-cost: timing the weight conversion (its rows)",
-    "first_call": "the host's side of each point's first call (untimed; with --kernel-names its second) and its "
-                  "peak memory: lazy initialisation, a library's heuristics or autotuning for a new M",
+    "first_call": "the host's side of each point's first call (untimed) and its peak memory: lazy initialisation, "
+                  "a library's heuristics or autotuning for a new M",
     "refcheck": "the fp32 reference check of that call's result (waiting for the call's GPU time too)",
     "rotation": "weight copies for graph mode's cold L2",
     "timing": "the timing call, split as tinygemm.timing.SPENT says",
-    "kernel_names": "--kernel-names: the profiler runs that name the kernels (one session per 64 points, each "
-                    "point's call once unprofiled, its first call then, and once profiled)",
+    "kernel_names": "--kernel-names: the profiler runs that name the kernels (one session per 64 points, whose "
+                    "first calls and checks are made just before it: each point's call once more, profiled)",
     "rows": "building each row: rates, flags, notes",
     "csv": "writing (and flushing) each row to results.csv",
     "progress": "the progress bar",

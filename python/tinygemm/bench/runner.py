@@ -118,14 +118,15 @@ def split_at_markers(events, n: int) -> list[list[str]] | None:
     return groups[:-1]
 
 
-def kernel_names_of(makers: list) -> list[str | None]:
+def kernel_names_of(makers: list, ran: list[bool]) -> list[str | None]:
     """--kernel-names for several points in one profiler session. `makers`: per point, a function
-    that prepares its input and returns its call. Each call runs once unprofiled first (its lazy
-    initialisation or autotuning is neither named nor done under the profiler), then once profiled:
-    a device-wide synchronisation and the harness's spin kernel after the input's preparation and
-    after the call separate the GPU activities, so each point gets the names of its own steady-state
-    call alone, as a session of its own would give. None for a point whose call failed; all None
-    when the records do not split exactly."""
+    that prepares its input and returns its call; `ran`: whether that call has already run once,
+    unprofiled, and succeeded (its lazy initialisation or autotuning is then neither named nor done
+    under the profiler). Each of those runs once more, profiled: a device-wide synchronisation and
+    the harness's spin kernel after the input's preparation and after the call separate the GPU
+    activities, so each point gets the names of its own steady-state call alone, as a session of its
+    own would give. None for a point that had not run; all None when the records do not split
+    exactly."""
     from torch.profiler import ProfilerActivity, profile
 
     from .._ext import stream_handle
@@ -135,16 +136,8 @@ def kernel_names_of(makers: list) -> list[str | None]:
         _C.spin(0, stream_handle())
         torch.cuda.synchronize()
 
-    ok = []
-    for make in makers:
-        try:
-            make()()
-            ok.append(True)
-        except Exception:  # the point's own measurement records the failure
-            ok.append(False)
-    torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for make, good in zip(makers, ok):
+        for make, good in zip(makers, ran):
             fn = make() if good else None
             marker()  # the input's preparation: not named
             if fn is not None:
@@ -155,23 +148,51 @@ def kernel_names_of(makers: list) -> list[str | None]:
     groups = split_at_markers(events, 2 * len(makers))
     if groups is None:
         return [None] * len(makers)
-    return [join_names(g) if good else None for g, good in zip(groups[1::2], ok)]
+    return [join_names(g) if good else None for g, good in zip(groups[1::2], ran)]
 
 
-def _chunk_kernel_names(prep: Prepared, Ms: list[int], x_all: torch.Tensor) -> dict[int, str]:
-    """kernel_names_of for the points Ms of one prepared backend; {} when the session itself failed
-    (each point then profiles its own call, as before)."""
+@dataclass
+class FirstCall:
+    """A point's first call, made ahead with its --kernel-names chunk: its check and peak memory, and
+    the names of its kernels (None: the point profiles its own call)."""
+    err: float | None
+    peak_mb: float
+    kernel_names: str | None = None
+
+
+def first_calls_and_names(prep: Prepared, Ms: list[int], x_all: torch.Tensor, opts: Options,
+                          ph: Phases) -> dict[int, FirstCall]:
+    """--kernel-names, for the points Ms of one prepared backend: each point's first call and
+    reference check, as measure_point makes them, then one profiler session for all (kernel_names_of):
+    two untimed calls per point, not three, and one session per chunk instead of one per point. A
+    point whose first call failed is left out (measure_point makes it, and records the failure)."""
     def maker(M):
         def make():
             xin = prep.input(x_all[:M])[0]
             return lambda: prep.call(prep.states[0], xin)
         return make
 
-    try:
-        names = kernel_names_of([maker(M) for M in Ms])
-    except Exception:
-        return {}
-    return {M: n for M, n in zip(Ms, names) if n is not None}
+    out: dict[int, FirstCall] = {}
+    for M in Ms:
+        try:
+            with ph.time("inputs"):
+                xin, xref = prep.input(x_all[:M])
+            with ph.time("first_call"):
+                y, peak_mb = _first_call(prep, xin)
+            with ph.time("refcheck"):
+                out[M] = FirstCall(_check(y, xref, prep, opts), peak_mb)
+                del y
+        except Exception:  # measure_point makes this call again and records what happens
+            continue
+    with ph.time("kernel_names"):
+        try:
+            names = kernel_names_of([maker(M) for M in Ms], [M in out for M in Ms])
+        except Exception:  # no session: each point profiles its own call
+            names = [None] * len(Ms)
+    for M, n in zip(Ms, names):
+        if M in out:
+            out[M].kernel_names = n
+    return out
 
 
 def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
@@ -181,10 +202,10 @@ def base_row(shape: Shape, backend: Backend, M: int, opts: Options) -> dict:
 
 
 def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: torch.Tensor, opts: Options,
-                  stats: Stats, kernel_names: str | None = None) -> dict:
+                  stats: Stats, first: FirstCall | None = None) -> dict:
     """One row: the backend's result checked, its memory, its time, and what that time means.
     (Host-side spans: GPU work a phase only enqueues lands in the next phase that waits for it.)
-    `kernel_names`: this point's, already profiled with others (kernel_names_of); None: profiled here."""
+    `first`: this point's first call, made ahead with its --kernel-names chunk; None: made here."""
     ph = stats.phases
     with ph.time("rows"):
         row = base_row(shape, backend, M, opts)
@@ -192,12 +213,15 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
                    note=_config_note(prep, M))
     with ph.time("inputs"):
         xin, xref = prep.input(x)
-    with ph.time("first_call"):
-        y, row["peak_mem_mb"] = _first_call(prep, xin)
-    with ph.time("refcheck"):
-        err = _check(y, xref, prep, opts)
-        del y
-        row["max_rel_err"] = err if err is not None else ""
+    if first is None:
+        with ph.time("first_call"):
+            y, row["peak_mem_mb"] = _first_call(prep, xin)
+        with ph.time("refcheck"):
+            err = _check(y, xref, prep, opts)
+            del y
+    else:
+        err, row["peak_mem_mb"] = first.err, first.peak_mb
+    row["max_rel_err"] = err if err is not None else ""
     with ph.time("rotation"):
         _add_rotation(prep, opts)
     t = _time(prep, xin, opts, stats)
@@ -205,8 +229,8 @@ def measure_point(prep: Prepared, backend: Backend, shape: Shape, M: int, x: tor
         row.update(_metrics(t, backend, prep, shape, M, opts))
     if opts.kernel_names:
         with ph.time("kernel_names"):
-            row["kernel_names"] = kernel_names if kernel_names is not None else _kernel_names(
-                lambda: prep.call(prep.states[0], xin))
+            names = first.kernel_names if first is not None else None
+            row["kernel_names"] = names if names is not None else _kernel_names(lambda: prep.call(prep.states[0], xin))
     with ph.time("rows"):
         _flag(row, t, err, backend)
     return row
@@ -377,18 +401,17 @@ def run_shape(shape: Shape, backends: list[Backend], opts: Options, write, done:
                 torch.cuda.empty_cache()
             with ph.time("csv"):
                 write(row)
-        names: dict[int, str] = {}
+        firsts: dict[int, FirstCall] = {}
         for i, M in enumerate(todo):
             t0 = time.perf_counter()
             if prep is not None and opts.kernel_names and i % KERNEL_NAMES_CHUNK == 0:
-                with ph.time("kernel_names"):
-                    names = _chunk_kernel_names(prep, todo[i:i + KERNEL_NAMES_CHUNK], x_all)
+                firsts = first_calls_and_names(prep, todo[i:i + KERNEL_NAMES_CHUNK], x_all, opts, ph)
             if prep is None:
                 with ph.time("rows"):
                     row = {**base_row(shape, b, M, opts), "status": status, "note": reason}
             else:
                 try:
-                    row = measure_point(prep, b, shape, M, x_all[:M], opts, stats, names.get(M))
+                    row = measure_point(prep, b, shape, M, x_all[:M], opts, stats, firsts.get(M))
                 except torch.cuda.OutOfMemoryError as e:
                     with ph.time("cleanup"):
                         torch.cuda.empty_cache()
